@@ -1,0 +1,37 @@
+use std::io;
+
+/// Why a layer could not be walked. The caller adds which blob it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WalkError {
+    #[error("reading tar entry `{path}`: {source}")]
+    Entry { path: String, source: io::Error },
+    #[error("reading the layer: {0}")]
+    Read(#[source] io::Error),
+    #[error("tar entry `{path}`: {reason}")]
+    BadEntry { path: String, reason: String },
+    #[error("the layer holds more than {limit} entries")]
+    TooManyEntries { limit: u64 },
+    #[error("the layer expands to more than {limit} bytes")]
+    TooLarge { limit: u64 },
+}
+
+impl WalkError {
+    pub(crate) fn bad(path: &[u8], reason: impl Into<String>) -> Self {
+        Self::BadEntry { path: crate::path::display(path), reason: reason.into() }
+    }
+}
+
+/// Why a walked layer could not be applied on top of the ones below it.
+#[derive(Debug, thiserror::Error)]
+#[error("tar entry `{path}`: {reason}")]
+pub struct ApplyError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl ApplyError {
+    pub(crate) fn new(path: &[u8], reason: impl Into<String>) -> Self {
+        Self { path: crate::path::display(path), reason: reason.into() }
+    }
+}

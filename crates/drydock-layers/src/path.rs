@@ -1,0 +1,97 @@
+//! Untrusted tar paths, normalised.
+//!
+//! A normalised path is the bytes of its components joined by `/`, relative to the image root,
+//! without a leading `/` (the root itself is the empty path). Paths are bytes, not strings:
+//! a layer may hold names that are not UTF-8.
+
+/// Longest path accepted, as Linux's `PATH_MAX`.
+pub const MAX_PATH: usize = 4096;
+
+/// Normalises a tar entry name: drops a leading `/` or `./`, empty and `.` components, and
+/// folds `..` into its parent. Fails when a `..` would climb above the image root, or the
+/// name is too long or holds a NUL byte.
+pub fn normalize(raw: &[u8]) -> Result<Vec<u8>, &'static str> {
+    normalize_from(&[], raw)
+}
+
+/// Normalises `raw` as seen from the directory `base` (itself normalised); an absolute `raw`
+/// starts from the root. Used for link targets.
+pub fn normalize_from(base: &[u8], raw: &[u8]) -> Result<Vec<u8>, &'static str> {
+    if raw.len() > MAX_PATH {
+        return Err("the path is longer than PATH_MAX (4096 bytes)");
+    }
+    if raw.contains(&0) {
+        return Err("the path holds a NUL byte");
+    }
+    let mut parts: Vec<&[u8]> = Vec::new();
+    if !raw.starts_with(b"/") {
+        parts.extend(components(base));
+    }
+    for part in raw.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                if parts.pop().is_none() {
+                    return Err("the path climbs out of the image root with `..`");
+                }
+            }
+            name => parts.push(name),
+        }
+    }
+    Ok(parts.join(&b'/'))
+}
+
+/// The components of a normalised path.
+pub fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    path.split(|&b| b == b'/').filter(|c| !c.is_empty())
+}
+
+/// Splits a normalised path into its parent and its last component.
+pub fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (&[], path),
+    }
+}
+
+/// A path for people: absolute, lossily decoded.
+pub fn display(path: &[u8]) -> String {
+    let trimmed = path.strip_prefix(b"./").unwrap_or(path);
+    let trimmed = trimmed.strip_prefix(b"/").unwrap_or(trimmed);
+    format!("/{}", String::from_utf8_lossy(trimmed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_the_forms_tar_writers_use() {
+        assert_eq!(normalize(b"./usr/bin/ls").unwrap(), b"usr/bin/ls");
+        assert_eq!(normalize(b"/usr//bin/./ls").unwrap(), b"usr/bin/ls");
+        assert_eq!(normalize(b"usr/bin/").unwrap(), b"usr/bin");
+        assert_eq!(normalize(b"./").unwrap(), b"");
+        assert_eq!(normalize(b"a/b/../c").unwrap(), b"a/c");
+    }
+
+    #[test]
+    fn refuses_to_climb_out_of_the_root() {
+        assert!(normalize(b"../etc/passwd").is_err());
+        assert!(normalize(b"a/../../etc").is_err());
+        assert!(normalize(b"a\0b").is_err());
+        assert!(normalize(&vec![b'a'; MAX_PATH + 1]).is_err());
+    }
+
+    #[test]
+    fn link_targets_are_seen_from_their_directory() {
+        assert_eq!(normalize_from(b"lib64", b"../usr/lib64/ld.so").unwrap(), b"usr/lib64/ld.so");
+        assert_eq!(normalize_from(b"usr/bin", b"/bin/busybox").unwrap(), b"bin/busybox");
+        assert!(normalize_from(b"a", b"../../x").is_err());
+    }
+
+    #[test]
+    fn splits_parent_and_name() {
+        assert_eq!(split_last(b"a/b/c"), (&b"a/b"[..], &b"c"[..]));
+        assert_eq!(split_last(b"c"), (&b""[..], &b"c"[..]));
+    }
+}
