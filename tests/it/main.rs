@@ -1,1 +1,11 @@
+//! End-to-end tests of the `drydock` binary, on images built by `cargo xtask fixtures` from
+//! real parts, and on hostile images written by `support::write_layout`.
 
+// Test helpers panic on purpose: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod formats;
+mod hostile;
+mod interpreter;
+mod support;
+mod tree_vs_umoci;

@@ -1,1 +1,34 @@
-//! todo
+//! Checks: rules over the image's final filesystem, its file facts and its config.
+//!
+//! This crate owns the catalogue of checks ([`all`]), each a small module under `checks/` with a
+//! stable id (`elf.interpreter-missing`), a default severity and a page under `docs/checks/`;
+//! and the [`Finding`] every check produces: what will break, where, and how to fix it.
+//!
+//! Checks are pure: they never do I/O, never see compression or tar, and never fail. An image
+//! that is odd in some way is a finding, not an error.
+
+mod checks;
+mod context;
+mod finding;
+
+pub use checks::all;
+pub use context::{ImageContext, ImageTree, LayerInfo, RuntimeConfig};
+pub use finding::{Finding, Severity};
+
+/// A rule with a stable identity.
+pub trait Check: Sync {
+    /// The stable id, `area.name`; renaming it breaks users' policies.
+    fn id(&self) -> &'static str;
+    /// The severity of a finding when nothing lowers it.
+    fn severity(&self) -> Severity;
+    /// One line saying what the check looks for.
+    fn summary(&self) -> &'static str;
+    fn run(&self, cx: &ImageContext<'_>) -> Vec<Finding>;
+}
+
+/// Runs every check and returns the findings, most severe first, then by path.
+pub fn run_all(cx: &ImageContext<'_>) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = all().iter().flat_map(|check| check.run(cx)).collect();
+    findings.sort_by(|a, b| (a.severity, &a.id, &a.path).cmp(&(b.severity, &b.id, &b.path)));
+    findings
+}

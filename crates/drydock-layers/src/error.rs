@@ -18,7 +18,10 @@ pub enum WalkError {
 
 impl WalkError {
     pub(crate) fn bad(path: &[u8], reason: impl Into<String>) -> Self {
-        Self::BadEntry { path: crate::path::display(path), reason: reason.into() }
+        Self::BadEntry {
+            path: crate::path::display(path),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -32,6 +35,9 @@ pub struct ApplyError {
 
 impl ApplyError {
     pub(crate) fn new(path: &[u8], reason: impl Into<String>) -> Self {
-        Self { path: crate::path::display(path), reason: reason.into() }
+        Self {
+            path: crate::path::display(path),
+            reason: reason.into(),
+        }
     }
 }

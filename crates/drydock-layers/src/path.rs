@@ -84,8 +84,14 @@ mod tests {
 
     #[test]
     fn link_targets_are_seen_from_their_directory() {
-        assert_eq!(normalize_from(b"lib64", b"../usr/lib64/ld.so").unwrap(), b"usr/lib64/ld.so");
-        assert_eq!(normalize_from(b"usr/bin", b"/bin/busybox").unwrap(), b"bin/busybox");
+        assert_eq!(
+            normalize_from(b"lib64", b"../usr/lib64/ld.so").unwrap(),
+            b"usr/lib64/ld.so"
+        );
+        assert_eq!(
+            normalize_from(b"usr/bin", b"/bin/busybox").unwrap(),
+            b"bin/busybox"
+        );
         assert!(normalize_from(b"a", b"../../x").is_err());
     }
 

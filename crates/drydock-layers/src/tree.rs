@@ -86,7 +86,10 @@ pub struct Tree<F> {
 const ROOT: NodeId = NodeId(0);
 
 fn root_meta() -> EntryMeta {
-    EntryMeta { mode: 0o755, ..EntryMeta::default() }
+    EntryMeta {
+        mode: 0o755,
+        ..EntryMeta::default()
+    }
 }
 
 impl<F> Default for Tree<F> {
@@ -103,7 +106,11 @@ impl<F> Tree<F> {
             layer: 0,
             owns_bytes: false,
         };
-        Self { nodes: vec![root], inodes: Vec::new(), layers: Vec::new() }
+        Self {
+            nodes: vec![root],
+            inodes: Vec::new(),
+            layers: Vec::new(),
+        }
     }
 
     pub fn root(&self) -> NodeId {
@@ -130,10 +137,10 @@ impl<F> Tree<F> {
             match change {
                 Change::Whiteout { path } => {
                     let (parent, name) = path::split_last(&path);
-                    if let Ok(dir) = self.resolve(parent, true) {
-                        if let Some(child) = self.child(dir, name) {
-                            self.detach(dir, name, child);
-                        }
+                    if let Ok(dir) = self.resolve(parent, true)
+                        && let Some(child) = self.child(dir, name)
+                    {
+                        self.detach(dir, name, child);
                     }
                 }
                 Change::Opaque { dir } => {
@@ -154,7 +161,13 @@ impl<F> Tree<F> {
         }
         for change in adding {
             match change {
-                Change::Add { path, kind, meta, link, fact } => {
+                Change::Add {
+                    path,
+                    kind,
+                    meta,
+                    link,
+                    fact,
+                } => {
                     self.add(layer, &path, kind, meta, link, fact)?;
                 }
                 Change::Hardlink { path, target, meta } => {
@@ -182,7 +195,9 @@ impl<F> Tree<F> {
             return Ok(());
         }
         let (parent, name) = path::split_last(path);
-        let dir = self.make_dirs(parent, layer).map_err(|r| ApplyError::new(path, r))?;
+        let dir = self
+            .make_dirs(parent, layer)
+            .map_err(|r| ApplyError::new(path, r))?;
         if kind == FileKind::File {
             self.layers[layer as usize].added_bytes += meta.size;
         }
@@ -200,7 +215,11 @@ impl<F> Tree<F> {
             FileKind::Dir => NodeKind::Dir(BTreeMap::new()),
             FileKind::File => {
                 let inode = InodeId(self.inodes.len() as u32);
-                self.inodes.push(Inode { meta, fact, links: 1 });
+                self.inodes.push(Inode {
+                    meta,
+                    fact,
+                    links: 1,
+                });
                 let node = Node {
                     kind: NodeKind::File(inode),
                     meta: EntryMeta::default(),
@@ -213,7 +232,16 @@ impl<F> Tree<F> {
             FileKind::Symlink => NodeKind::Symlink(link.unwrap_or_default().into()),
             other => NodeKind::Special(other),
         };
-        self.insert(dir, name, Node { kind: node_kind, meta, layer, owns_bytes: false });
+        self.insert(
+            dir,
+            name,
+            Node {
+                kind: node_kind,
+                meta,
+                layer,
+                owns_bytes: false,
+            },
+        );
         Ok(())
     }
 
@@ -227,14 +255,22 @@ impl<F> Tree<F> {
         let source = self.resolve(target, false).map_err(|_| {
             ApplyError::new(
                 path,
-                format!("hardlink target {} does not exist in the image", path::display(target)),
+                format!(
+                    "hardlink target {} does not exist in the image",
+                    path::display(target)
+                ),
             )
         })?;
         if path.is_empty() {
-            return Err(ApplyError::new(path, "a hardlink cannot replace the image root"));
+            return Err(ApplyError::new(
+                path,
+                "a hardlink cannot replace the image root",
+            ));
         }
         let (parent, name) = path::split_last(path);
-        let dir = self.make_dirs(parent, layer).map_err(|r| ApplyError::new(path, r))?;
+        let dir = self
+            .make_dirs(parent, layer)
+            .map_err(|r| ApplyError::new(path, r))?;
         if self.child(dir, name) == Some(source) {
             return Ok(());
         }
@@ -256,7 +292,16 @@ impl<F> Tree<F> {
         if let Some(existing) = self.child(dir, name) {
             self.detach(dir, name, existing);
         }
-        self.insert(dir, name, Node { kind, meta: node_meta, layer, owns_bytes: false });
+        self.insert(
+            dir,
+            name,
+            Node {
+                kind,
+                meta: node_meta,
+                layer,
+                owns_bytes: false,
+            },
+        );
         Ok(())
     }
 
@@ -359,20 +404,23 @@ impl<F> Tree<F> {
                 return Err(Lookup::NotADirectory);
             };
             let Some(&child) = children.get(&component) else {
-                return Err(Lookup::Missing { parent: current, name: component.into() });
+                return Err(Lookup::Missing {
+                    parent: current,
+                    name: component.into(),
+                });
             };
-            if let NodeKind::Symlink(target) = &self.nodes[child.0 as usize].kind {
-                if !pending.is_empty() || follow_final {
-                    hops += 1;
-                    if hops > MAX_SYMLINK_HOPS {
-                        return Err(Lookup::TooManyLinks);
-                    }
-                    if target.starts_with(b"/") {
-                        ancestors.truncate(1);
-                    }
-                    pending.extend(path::components(target).rev().map(Into::into));
-                    continue;
+            if let NodeKind::Symlink(target) = &self.nodes[child.0 as usize].kind
+                && (!pending.is_empty() || follow_final)
+            {
+                hops += 1;
+                if hops > MAX_SYMLINK_HOPS {
+                    return Err(Lookup::TooManyLinks);
                 }
+                if target.starts_with(b"/") {
+                    ancestors.truncate(1);
+                }
+                pending.extend(path::components(target).rev().map(Into::into));
+                continue;
             }
             ancestors.push(child);
         }
@@ -386,12 +434,25 @@ impl<F> Tree<F> {
             NodeKind::Dir(_) => (FileKind::Dir, &node.meta, None, None, 1),
             NodeKind::File(inode) => {
                 let inode = &self.inodes[inode.0 as usize];
-                (FileKind::File, &inode.meta, None, inode.fact.as_ref(), inode.links)
+                (
+                    FileKind::File,
+                    &inode.meta,
+                    None,
+                    inode.fact.as_ref(),
+                    inode.links,
+                )
             }
             NodeKind::Symlink(target) => (FileKind::Symlink, &node.meta, Some(&**target), None, 1),
             NodeKind::Special(kind) => (*kind, &node.meta, None, None, 1),
         };
-        EntryView { kind, meta, link, layer: node.layer, fact, nlink }
+        EntryView {
+            kind,
+            meta,
+            link,
+            layer: node.layer,
+            fact,
+            nlink,
+        }
     }
 
     /// Every entry of the final filesystem with its normalised path, the root first, then
@@ -421,15 +482,37 @@ mod tests {
     use super::*;
 
     fn file(path: &str, size: u64) -> Change<&'static str> {
-        let meta = EntryMeta { mode: 0o644, size, ..EntryMeta::default() };
-        Change::Add { path: path.into(), kind: FileKind::File, meta, link: None, fact: None }
+        let meta = EntryMeta {
+            mode: 0o644,
+            size,
+            ..EntryMeta::default()
+        };
+        Change::Add {
+            path: path.into(),
+            kind: FileKind::File,
+            meta,
+            link: None,
+            fact: None,
+        }
     }
     fn dir(path: &str) -> Change<&'static str> {
-        let meta = EntryMeta { mode: 0o700, ..EntryMeta::default() };
-        Change::Add { path: path.into(), kind: FileKind::Dir, meta, link: None, fact: None }
+        let meta = EntryMeta {
+            mode: 0o700,
+            ..EntryMeta::default()
+        };
+        Change::Add {
+            path: path.into(),
+            kind: FileKind::Dir,
+            meta,
+            link: None,
+            fact: None,
+        }
     }
     fn symlink(path: &str, target: &str) -> Change<&'static str> {
-        let meta = EntryMeta { mode: 0o777, ..EntryMeta::default() };
+        let meta = EntryMeta {
+            mode: 0o777,
+            ..EntryMeta::default()
+        };
         Change::Add {
             path: path.into(),
             kind: FileKind::Symlink,
@@ -439,16 +522,24 @@ mod tests {
         }
     }
     fn paths(tree: &Tree<&'static str>) -> Vec<String> {
-        tree.entries().into_iter().map(|(p, _)| String::from_utf8(p).unwrap()).collect()
+        tree.entries()
+            .into_iter()
+            .map(|(p, _)| String::from_utf8(p).unwrap())
+            .collect()
     }
 
     #[test]
     fn whiteouts_hide_lower_layers_only() {
         let mut tree = Tree::new();
-        tree.apply(0, vec![file("a/x", 10), file("a/y", 5)]).unwrap();
+        tree.apply(0, vec![file("a/x", 10), file("a/y", 5)])
+            .unwrap();
         // The layer both deletes `a/x` from below and writes `a/z`; tar order puts the
         // whiteout last, which must not matter.
-        tree.apply(1, vec![file("a/z", 1), Change::Whiteout { path: "a/x".into() }]).unwrap();
+        tree.apply(
+            1,
+            vec![file("a/z", 1), Change::Whiteout { path: "a/x".into() }],
+        )
+        .unwrap();
         assert_eq!(paths(&tree), ["", "a", "a/y", "a/z"]);
         assert_eq!(tree.layer_stats()[0].wasted_bytes, 10);
         assert_eq!(tree.layer_stats()[1].added_bytes, 1);
@@ -457,9 +548,17 @@ mod tests {
     #[test]
     fn opaque_directories_drop_lower_children_and_keep_their_own() {
         let mut tree = Tree::new();
-        tree.apply(0, vec![dir("d"), file("d/old", 3), file("keep", 1)]).unwrap();
-        tree.apply(1, vec![dir("d"), file("d/new", 2), Change::Opaque { dir: "d".into() }])
+        tree.apply(0, vec![dir("d"), file("d/old", 3), file("keep", 1)])
             .unwrap();
+        tree.apply(
+            1,
+            vec![
+                dir("d"),
+                file("d/new", 2),
+                Change::Opaque { dir: "d".into() },
+            ],
+        )
+        .unwrap();
         assert_eq!(paths(&tree), ["", "d", "d/new", "keep"]);
         assert_eq!(tree.entry(tree.resolve(b"d", false).unwrap()).layer, 1);
     }
@@ -469,13 +568,26 @@ mod tests {
         let mut tree = Tree::new();
         tree.apply(0, vec![file("bin/a", 7)]).unwrap();
         let meta = EntryMeta::default();
-        tree.apply(1, vec![Change::Hardlink { path: "bin/b".into(), target: "bin/a".into(), meta }])
-            .unwrap();
+        tree.apply(
+            1,
+            vec![Change::Hardlink {
+                path: "bin/b".into(),
+                target: "bin/a".into(),
+                meta,
+            }],
+        )
+        .unwrap();
         let b = tree.entry(tree.resolve(b"bin/b", false).unwrap());
-        assert_eq!((b.kind, b.meta.size, b.nlink, b.layer), (FileKind::File, 7, 2, 1));
+        assert_eq!(
+            (b.kind, b.meta.size, b.nlink, b.layer),
+            (FileKind::File, 7, 2, 1)
+        );
         // Overwriting the original leaves the link with the old content.
         tree.apply(2, vec![file("bin/a", 1)]).unwrap();
-        assert_eq!(tree.entry(tree.resolve(b"bin/b", false).unwrap()).meta.size, 7);
+        assert_eq!(
+            tree.entry(tree.resolve(b"bin/b", false).unwrap()).meta.size,
+            7
+        );
         assert_eq!(tree.entry(tree.resolve(b"bin/b", false).unwrap()).nlink, 1);
     }
 
@@ -484,7 +596,14 @@ mod tests {
         let mut tree: Tree<&str> = Tree::new();
         let meta = EntryMeta::default();
         let err = tree
-            .apply(0, vec![Change::Hardlink { path: "x".into(), target: "nope".into(), meta }])
+            .apply(
+                0,
+                vec![Change::Hardlink {
+                    path: "x".into(),
+                    target: "nope".into(),
+                    meta,
+                }],
+            )
             .unwrap_err();
         assert!(err.to_string().contains("/nope does not exist"), "{err}");
     }
@@ -513,7 +632,8 @@ mod tests {
     #[test]
     fn symlink_loops_end_in_eloop() {
         let mut tree = Tree::new();
-        tree.apply(0, vec![symlink("a", "b"), symlink("b", "a")]).unwrap();
+        tree.apply(0, vec![symlink("a", "b"), symlink("b", "a")])
+            .unwrap();
         assert_eq!(tree.resolve(b"a", true), Err(Lookup::TooManyLinks));
         assert!(tree.resolve(b"a", false).is_ok());
     }
@@ -521,10 +641,14 @@ mod tests {
     #[test]
     fn entries_written_through_a_symlinked_parent_land_in_its_target() {
         let mut tree = Tree::new();
-        tree.apply(0, vec![dir("usr/lib"), symlink("lib", "usr/lib")]).unwrap();
+        tree.apply(0, vec![dir("usr/lib"), symlink("lib", "usr/lib")])
+            .unwrap();
         tree.apply(1, vec![file("lib/libc.so", 4)]).unwrap();
         assert!(tree.resolve(b"usr/lib/libc.so", false).is_ok());
-        assert_eq!(tree.entry(tree.resolve(b"lib", false).unwrap()).kind, FileKind::Symlink);
+        assert_eq!(
+            tree.entry(tree.resolve(b"lib", false).unwrap()).kind,
+            FileKind::Symlink
+        );
     }
 
     #[test]

@@ -19,7 +19,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_entries: 5_000_000, max_tar_bytes: 256 << 30 }
+        Self {
+            max_entries: 5_000_000,
+            max_tar_bytes: 256 << 30,
+        }
     }
 }
 
@@ -59,9 +62,19 @@ pub enum Change<F> {
     /// `.wh..wh..opq`: the directory `dir` loses every child from the layers below.
     Opaque { dir: Vec<u8> },
     /// A new entry. `link` is a symlink's target as written in the tar header.
-    Add { path: Vec<u8>, kind: FileKind, meta: EntryMeta, link: Option<Vec<u8>>, fact: Option<F> },
+    Add {
+        path: Vec<u8>,
+        kind: FileKind,
+        meta: EntryMeta,
+        link: Option<Vec<u8>>,
+        fact: Option<F>,
+    },
     /// A hardlink to `target` (normalised), which an earlier entry or layer wrote.
-    Hardlink { path: Vec<u8>, target: Vec<u8>, meta: EntryMeta },
+    Hardlink {
+        path: Vec<u8>,
+        target: Vec<u8>,
+        meta: EntryMeta,
+    },
 }
 
 /// Everything one pass over a layer blob learns.
@@ -118,7 +131,14 @@ pub fn walk_layer<R: Read, H: ContentHook>(
     let changes = read_entries(&mut tar_stream, hook, limits)?;
     let (diff_id, tar_size) = tar_stream.finish().map_err(WalkError::Read)?;
     let (blob_digest, blob_size) = raw.finish().map_err(WalkError::Read)?;
-    Ok(LayerWalk { compression, blob_digest, blob_size, diff_id, tar_size, changes })
+    Ok(LayerWalk {
+        compression,
+        blob_digest,
+        blob_size,
+        diff_id,
+        tar_size,
+        changes,
+    })
 }
 
 fn read_entries<R: Read, H: ContentHook>(
@@ -139,7 +159,9 @@ fn read_entries<R: Read, H: ContentHook>(
         })?;
         count += 1;
         if count > limits.max_entries {
-            return Err(WalkError::TooManyEntries { limit: limits.max_entries });
+            return Err(WalkError::TooManyEntries {
+                limit: limits.max_entries,
+            });
         }
         let raw_path = entry.path_bytes().into_owned();
         last_path = path::display(&raw_path);
@@ -150,7 +172,9 @@ fn read_entries<R: Read, H: ContentHook>(
         let size = entry.size();
         declared_bytes = declared_bytes.saturating_add(size);
         if declared_bytes > limits.max_tar_bytes {
-            return Err(WalkError::TooLarge { limit: limits.max_tar_bytes });
+            return Err(WalkError::TooLarge {
+                limit: limits.max_tar_bytes,
+            });
         }
         let normalized = path::normalize(&raw_path).map_err(|r| WalkError::bad(&raw_path, r))?;
         if let Some(change) = whiteout(&normalized).map_err(|r| WalkError::bad(&raw_path, r))? {
@@ -169,11 +193,14 @@ fn read_entries<R: Read, H: ContentHook>(
                 let target = entry
                     .link_name_bytes()
                     .ok_or_else(|| WalkError::bad(&raw_path, "a hardlink without a target"))?;
-                let target = path::normalize(&target).map_err(|r| {
-                    WalkError::bad(&raw_path, format!("hardlink target: {r}"))
-                })?;
+                let target = path::normalize(&target)
+                    .map_err(|r| WalkError::bad(&raw_path, format!("hardlink target: {r}")))?;
                 meta.size = 0;
-                changes.push(Change::Hardlink { path: normalized, target, meta });
+                changes.push(Change::Hardlink {
+                    path: normalized,
+                    target,
+                    meta,
+                });
                 continue;
             }
             other => {
@@ -184,7 +211,10 @@ fn read_entries<R: Read, H: ContentHook>(
             }
         };
         if normalized.is_empty() && kind != FileKind::Dir {
-            return Err(WalkError::bad(&raw_path, "the image root must be a directory"));
+            return Err(WalkError::bad(
+                &raw_path,
+                "the image root must be a directory",
+            ));
         }
         let mut link = None;
         let mut fact = None;
@@ -193,7 +223,10 @@ fn read_entries<R: Read, H: ContentHook>(
                 meta.size = size;
                 fact = hook
                     .inspect(&normalized, &meta, &mut entry)
-                    .map_err(|source| WalkError::Entry { path: last_path.clone(), source })?;
+                    .map_err(|source| WalkError::Entry {
+                        path: last_path.clone(),
+                        source,
+                    })?;
             }
             FileKind::Symlink => {
                 let target = entry
@@ -207,7 +240,10 @@ fn read_entries<R: Read, H: ContentHook>(
                 // something a real build produces.
                 let (dir, _) = path::split_last(&normalized);
                 path::normalize_from(dir, &target).map_err(|r| {
-                    WalkError::bad(&raw_path, format!("symlink target `{}`: {r}", String::from_utf8_lossy(&target)))
+                    WalkError::bad(
+                        &raw_path,
+                        format!("symlink target `{}`: {r}", String::from_utf8_lossy(&target)),
+                    )
                 })?;
                 link = Some(target.into_owned());
             }
@@ -218,7 +254,13 @@ fn read_entries<R: Read, H: ContentHook>(
             }
             FileKind::Dir | FileKind::Fifo => {}
         }
-        changes.push(Change::Add { path: normalized, kind, meta, link, fact });
+        changes.push(Change::Add {
+            path: normalized,
+            kind,
+            meta,
+            link,
+            fact,
+        });
     }
     Ok(changes)
 }
@@ -230,7 +272,9 @@ fn whiteout<F>(normalized: &[u8]) -> Result<Option<Change<F>>, &'static str> {
         return Ok(None);
     };
     if hidden == b".wh..opq" {
-        return Ok(Some(Change::Opaque { dir: parent.to_vec() }));
+        return Ok(Some(Change::Opaque {
+            dir: parent.to_vec(),
+        }));
     }
     if hidden.starts_with(b".wh.") {
         // AUFS bookkeeping (`.wh..wh.plnk`, `.wh..wh.aufs`): runtimes ignore it.
@@ -261,5 +305,13 @@ fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<EntryMeta, Strin
             }
         }
     }
-    Ok(EntryMeta { mode, uid, gid, mtime, size: 0, device: None, capability })
+    Ok(EntryMeta {
+        mode,
+        uid,
+        gid,
+        mtime,
+        size: 0,
+        device: None,
+        capability,
+    })
 }

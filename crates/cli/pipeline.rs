@@ -1,0 +1,264 @@
+//! The data flow, end to end: image source -> layer walk -> facts -> checks -> report.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use drydock_checks::{ImageContext, ImageTree, LayerInfo, RuntimeConfig};
+use drydock_facts::{FactsHook, FileFacts};
+use drydock_layers::{ApplyError, LayerWalk, Limits, WalkError, walk_layer};
+use drydock_report::{Gate, ImageInfo, LayerReport, Report, SCHEMA_VERSION};
+use drydock_source::{
+    BlobStore, ErrorClass, Image, ImageFormat, ImageSpec, Layer, Location, Opened, Selector,
+    SourceError,
+};
+use rayon::prelude::*;
+
+use crate::args::Target;
+
+/// Why a scan produced no verdict, with the blob and the path it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{layer}: {source}")]
+    Walk { layer: String, source: WalkError },
+    #[error("{layer}: {source}")]
+    Apply { layer: String, source: ApplyError },
+}
+
+impl ScanError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Source(e) => e.class(),
+            Self::Walk {
+                source: WalkError::Read(e),
+                ..
+            } if is_local_io(e) => ErrorClass::Unavailable,
+            Self::Walk { .. } | Self::Apply { .. } => ErrorClass::Invalid,
+        }
+    }
+}
+
+/// A read error from the disk itself, rather than from the content being malformed.
+fn is_local_io(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound
+    )
+}
+
+/// A layer after its walk, with what was measured.
+#[derive(Debug)]
+pub struct WalkedLayer {
+    pub layer: Layer,
+    pub blob_size: u64,
+    pub tar_size: u64,
+}
+
+/// An image read to the end: its description, its filesystem, its layers.
+#[derive(Debug)]
+pub struct Scanned {
+    pub source: String,
+    pub image: Image,
+    pub tree: ImageTree,
+    pub layers: Vec<WalkedLayer>,
+}
+
+type Walked = Result<LayerWalk<FileFacts>, WalkError>;
+
+/// Opens, resolves, walks and applies every layer of the image `target` names.
+pub fn load(target: &Target) -> Result<Scanned, ScanError> {
+    let spec = ImageSpec::parse(&target.image)?;
+    let selector = Selector {
+        reference: target.select.clone().or_else(|| spec.reference.clone()),
+        platform: target.platform.clone(),
+    };
+    let limits = Limits::default();
+    let (image, walks) = match drydock_source::open(&spec)? {
+        Opened::Random(store) => {
+            let image = drydock_source::resolve(&*store, &spec.location, &selector)?;
+            let walks = walk_in_parallel(&*store, &image, &limits);
+            (image, walks)
+        }
+        Opened::Streaming { origin, reader } => {
+            let mut streamed: HashMap<String, Walked> = HashMap::new();
+            let store = drydock_source::stream_archive(origin, reader, &mut |name, blob| {
+                streamed.insert(name.to_owned(), walk_layer(blob, &FactsHook, &limits));
+            })?;
+            let image = drydock_source::resolve(&store, &spec.location, &selector)?;
+            let walks = image
+                .layers
+                .iter()
+                .map(|layer| {
+                    let blob = layer.blob.as_deref()?;
+                    let name = store
+                        .canonical_name(blob)
+                        .unwrap_or_else(|| blob.to_owned());
+                    Some(match streamed.remove(&name) {
+                        Some(walked) => walked,
+                        None => walk_blob(&store, blob, &limits),
+                    })
+                })
+                .collect();
+            (image, walks)
+        }
+    };
+    let source = source_label(&spec, &image);
+    let mut tree = ImageTree::new();
+    let mut layers = Vec::new();
+    for (layer, walked) in image.layers.iter().zip(walks) {
+        let Some(walked) = walked else {
+            // A foreign layer that is not shipped: noted by the source, nothing to apply.
+            layers.push(WalkedLayer {
+                layer: layer.clone(),
+                blob_size: layer.size.unwrap_or(0),
+                tar_size: 0,
+            });
+            continue;
+        };
+        let walked = walked.map_err(|source| ScanError::Walk {
+            layer: layer.label(),
+            source,
+        })?;
+        layer.verify(
+            &walked.blob_digest.to_string(),
+            walked.blob_size,
+            &walked.diff_id.to_string(),
+        )?;
+        layers.push(WalkedLayer {
+            layer: layer.clone(),
+            blob_size: walked.blob_size,
+            tar_size: walked.tar_size,
+        });
+        let index = u32::try_from(layer.index).unwrap_or(u32::MAX);
+        tree.apply(index, walked.changes)
+            .map_err(|source| ScanError::Apply {
+                layer: layer.label(),
+                source,
+            })?;
+    }
+    Ok(Scanned {
+        source,
+        image,
+        tree,
+        layers,
+    })
+}
+
+/// Walks every layer of a random-access store, one per core, the biggest first: inflating is
+/// most of the work and one gzip stream cannot be split, so the longest must start first.
+fn walk_in_parallel(store: &dyn BlobStore, image: &Image, limits: &Limits) -> Vec<Option<Walked>> {
+    let mut order: Vec<usize> = (0..image.layers.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(image.layers[i].size.unwrap_or(0)));
+    let mut results: Vec<(usize, Option<Walked>)> = order
+        .par_iter()
+        .with_max_len(1)
+        .map(|&i| {
+            let layer = &image.layers[i];
+            (
+                i,
+                layer
+                    .blob
+                    .as_deref()
+                    .map(|blob| walk_blob(store, blob, limits)),
+            )
+        })
+        .collect();
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, walked)| walked).collect()
+}
+
+fn walk_blob(store: &dyn BlobStore, blob: &str, limits: &Limits) -> Walked {
+    let reader: Box<dyn Read + Send + '_> = store
+        .open(blob)
+        .map_err(|e| WalkError::Read(std::io::Error::other(e.to_string())))?;
+    walk_layer(reader, &FactsHook, limits)
+}
+
+fn source_label(spec: &ImageSpec, image: &Image) -> String {
+    let path = spec
+        .path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "-".into());
+    let transport = match (&spec.location, image.format) {
+        (Location::OciLayout(_), _) => "oci",
+        (Location::OciArchive(_), _) => "oci-archive",
+        (Location::DockerArchive(_), _) => "docker-archive",
+        (_, ImageFormat::DockerArchive) => "docker-archive",
+        (Location::Path(p), ImageFormat::Oci) if p.is_dir() => "oci",
+        (_, ImageFormat::Oci) => "oci-archive",
+    };
+    format!("{transport}:{path}")
+}
+
+/// The runtime view of the image config that checks use.
+fn runtime_config(image: &Image) -> RuntimeConfig {
+    let Some(config) = image.config.config() else {
+        return RuntimeConfig::default();
+    };
+    RuntimeConfig {
+        entrypoint: config.entrypoint().clone().unwrap_or_default(),
+        cmd: config.cmd().clone().unwrap_or_default(),
+        env: config.env().clone().unwrap_or_default(),
+        user: config.user().clone().filter(|u| !u.is_empty()),
+        working_dir: config.working_dir().clone().filter(|w| !w.is_empty()),
+    }
+}
+
+/// Runs the checks over a loaded image and builds the scored report.
+pub fn report(scanned: &Scanned, gate: Gate) -> Report {
+    let image = &scanned.image;
+    let config = runtime_config(image);
+    let platform = image.platform.to_string();
+    let layer_infos: Vec<LayerInfo> = image
+        .layers
+        .iter()
+        .map(|l| LayerInfo {
+            index: l.index,
+            digest: l.digest.clone(),
+            created_by: l.created_by.clone(),
+        })
+        .collect();
+    let cx = ImageContext {
+        tree: &scanned.tree,
+        config: &config,
+        platform: &platform,
+        layers: &layer_infos,
+    };
+    let findings = drydock_checks::run_all(&cx);
+    let (score, grade) = drydock_report::score(&findings);
+    let stats = scanned.tree.layer_stats();
+    let layers = scanned
+        .layers
+        .iter()
+        .map(|walked| {
+            let stat = stats.get(walked.layer.index).cloned().unwrap_or_default();
+            LayerReport {
+                index: walked.layer.index,
+                digest: walked.layer.digest.clone(),
+                diff_id: walked.layer.diff_id.clone(),
+                size: walked.blob_size,
+                uncompressed_size: walked.tar_size,
+                added_bytes: stat.added_bytes,
+                wasted_bytes: stat.wasted_bytes,
+                created_by: walked.layer.created_by.clone(),
+            }
+        })
+        .collect();
+    Report {
+        schema_version: SCHEMA_VERSION,
+        image: ImageInfo {
+            source: scanned.source.clone(),
+            reference: image.reference.clone(),
+            manifest_digest: image.manifest_digest.clone(),
+            config_digest: image.config_digest.clone(),
+            platform,
+            layers,
+        },
+        score,
+        grade,
+        passed: gate.passes(&findings),
+        findings,
+        notes: image.notes.clone(),
+    }
+}

@@ -1,0 +1,243 @@
+//! Hostile and broken images: each must end in a no-verdict exit code with a one-line error
+//! naming the blob and the path, never a panic, and nothing written anywhere.
+
+use std::path::Path;
+
+use crate::support::{RawLayer, TarEntry, drydock, gzip, sha256, tar_bytes, write_layout};
+
+/// Scans `image` from an empty working directory and returns (exit code, stderr); checks the
+/// error is one line and that nothing appeared in the working directory.
+fn scan_bad(image: &Path) -> (i32, String) {
+    let cwd = tempfile::tempdir().unwrap();
+    let output = drydock()
+        .args(["scan", image.to_str().unwrap()])
+        .current_dir(cwd.path())
+        .env("HOME", cwd.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "a one-line error: {stderr}"
+    );
+    assert!(stderr.starts_with("drydock: error: "), "{stderr}");
+    assert!(output.stdout.is_empty(), "no report without a verdict");
+    assert_eq!(
+        std::fs::read_dir(cwd.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+    (output.status.code().unwrap_or(-1), stderr)
+}
+
+fn layout_with(layers: Vec<RawLayer>) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_layout(dir.path(), &layers, &["/app"]);
+    (dir, path)
+}
+
+fn good_layer() -> RawLayer {
+    RawLayer::gzip(&[
+        TarEntry::Dir("app/"),
+        TarEntry::File("app/data", &[42u8; 100_000]),
+    ])
+}
+
+#[test]
+fn a_path_climbing_out_of_the_root() {
+    let (_dir, layout) = layout_with(vec![RawLayer::gzip(&[TarEntry::File(
+        "../../etc/passwd",
+        b"x",
+    )])]);
+    let (code, message) = scan_bad(&layout);
+    assert_eq!(code, 4, "{message}");
+    assert!(
+        message.contains("layer 0 (sha256:"),
+        "names the blob: {message}"
+    );
+    assert!(
+        message.contains("`/../../etc/passwd`") && message.contains("climbs out"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_symlink_pointing_out_of_the_root() {
+    let (_dir, layout) = layout_with(vec![RawLayer::gzip(&[
+        TarEntry::Symlink("escape", "../../../etc"),
+        TarEntry::File("escape/passwd", b"pwned"),
+    ])]);
+    let (code, message) = scan_bad(&layout);
+    assert_eq!(code, 4, "{message}");
+    assert!(
+        message.contains("`/escape`") && message.contains("../../../etc"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_hardlink_pointing_out_of_the_root() {
+    let (_dir, layout) = layout_with(vec![RawLayer::gzip(&[TarEntry::Hardlink(
+        "shadow",
+        "../../etc/shadow",
+    )])]);
+    let (code, message) = scan_bad(&layout);
+    assert_eq!(code, 4, "{message}");
+    assert!(
+        message.contains("`/shadow`") && message.contains("hardlink target"),
+        "{message}"
+    );
+}
+
+#[test]
+fn hardlinks_to_nothing_and_to_each_other() {
+    let (_dir, layout) = layout_with(vec![RawLayer::gzip(&[
+        TarEntry::Hardlink("a", "b"),
+        TarEntry::Hardlink("b", "a"),
+    ])]);
+    let (code, message) = scan_bad(&layout);
+    assert_eq!(code, 4, "{message}");
+    assert!(
+        message.contains("hardlink target /b does not exist"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_symlink_loop_in_a_parent_directory() {
+    let (_dir, layout) = layout_with(vec![RawLayer::gzip(&[
+        TarEntry::Symlink("a", "b"),
+        TarEntry::Symlink("b", "a"),
+        TarEntry::File("a/file", b"x"),
+    ])]);
+    let (code, message) = scan_bad(&layout);
+    assert_eq!(code, 4, "{message}");
+    assert!(
+        message.contains("`/a/file`") && message.contains("too many levels of symbolic links"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_blob_whose_bytes_do_not_match_its_digest() {
+    let mut layer = good_layer();
+    let claimed = sha256(b"something else");
+    layer.claimed_digest = Some(claimed.clone());
+    let (dir, layout) = layout_with(vec![layer]);
+    // The blob is stored under the claimed digest, as a tampered registry would serve it.
+    let blobs = dir.path().join("blobs/sha256");
+    let real = good_layer();
+    std::fs::write(blobs.join(&claimed[7..]), &real.blob).unwrap();
+    let (code, message) = scan_bad(&layout);
+    assert_eq!(code, 4, "{message}");
+    assert!(
+        message.contains("digest mismatch") && message.contains(&claimed),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_layer_whose_diff_id_is_wrong() {
+    let mut layer = good_layer();
+    layer.diff_id = sha256(b"not this tar");
+    let (_dir, layout) = layout_with(vec![layer]);
+    let (code, message) = scan_bad(&layout);
+    assert_eq!(code, 4, "{message}");
+    assert!(
+        message.contains("diff_id") && message.contains("digest mismatch"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_manifest_that_lies_about_sizes() {
+    let mut layer = good_layer();
+    layer.claimed_size = Some(layer.blob.len() as u64 + 1);
+    let (_dir, layout) = layout_with(vec![layer]);
+    let (code, message) = scan_bad(&layout);
+    assert_eq!(code, 4, "{message}");
+    assert!(message.contains("size mismatch"), "{message}");
+}
+
+#[test]
+fn a_truncated_layer() {
+    let full = good_layer();
+    let cut = full.blob[..full.blob.len() / 2].to_vec();
+    // The descriptor matches the truncated bytes, so only decompression can notice.
+    let layer = RawLayer {
+        blob: cut,
+        diff_id: full.diff_id.clone(),
+        claimed_digest: None,
+        claimed_size: None,
+        media_type: full.media_type.clone(),
+    };
+    let (_dir, layout) = layout_with(vec![layer]);
+    let (code, message) = scan_bad(&layout);
+    assert_eq!(code, 4, "{message}");
+    assert!(message.contains("layer 0 (sha256:"), "{message}");
+    assert!(
+        message.contains("/app/data"),
+        "names the entry being read: {message}"
+    );
+}
+
+#[test]
+fn a_layer_that_is_not_a_tar() {
+    let junk: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
+    let layer = RawLayer {
+        diff_id: sha256(&junk),
+        blob: gzip(&junk),
+        claimed_digest: None,
+        claimed_size: None,
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+    };
+    let (_dir, layout) = layout_with(vec![layer]);
+    let (code, message) = scan_bad(&layout);
+    assert_eq!(code, 4, "{message}");
+    assert!(message.contains("layer 0 (sha256:"), "{message}");
+}
+
+#[test]
+fn an_unknown_layer_media_type() {
+    let mut layer = good_layer();
+    layer.media_type = "application/vnd.example.helm.chart".into();
+    let (_dir, layout) = layout_with(vec![layer]);
+    let (code, message) = scan_bad(&layout);
+    assert_eq!(code, 4, "{message}");
+    assert!(
+        message.contains("unknown layer media type `application/vnd.example.helm.chart`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_an_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(
+        &path,
+        "just some text, not a tar archive at all\n".repeat(40),
+    )
+    .unwrap();
+    let (code, message) = scan_bad(&path);
+    assert_eq!(code, 4, "{message}");
+    assert!(
+        message.contains("notes.txt") && message.contains("not"),
+        "{message}"
+    );
+
+    let tar_path = dir.path().join("plain.tar");
+    std::fs::write(&tar_path, tar_bytes(&[TarEntry::File("hello.txt", b"hi")])).unwrap();
+    let (code, message) = scan_bad(&tar_path);
+    assert_eq!(code, 4, "{message}");
+    assert!(message.contains("neither manifest.json"), "{message}");
+}
+
+#[test]
+fn a_missing_file_is_unavailable_not_invalid() {
+    let (code, message) = scan_bad(Path::new("/nonexistent/image.tar"));
+    assert_eq!(code, 3, "{message}");
+    assert!(message.contains("/nonexistent/image.tar"), "{message}");
+}

@@ -1,0 +1,54 @@
+//! The Debian packages the fixtures and tests need, installed when missing.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::bail;
+
+use crate::cmd;
+
+/// (a file the package installs, the package).
+const NEEDED: &[(&str, &str)] = &[
+    ("/usr/bin/umoci", "umoci"),
+    ("/usr/bin/skopeo", "skopeo"),
+    ("/usr/bin/docker-registry", "docker-registry"),
+    ("/usr/bin/lddtree", "pax-utils"),
+    (
+        "/usr/lib/python3/dist-packages/elftools",
+        "python3-pyelftools",
+    ),
+    ("/usr/bin/go", "golang-go"),
+    ("/usr/bin/musl-gcc", "musl-tools"),
+    ("/bin/busybox", "busybox-static"),
+    ("/usr/bin/gcc", "gcc"),
+    ("/usr/bin/zstd", "zstd"),
+    ("/usr/bin/time", "time"),
+];
+
+pub fn ensure() -> anyhow::Result<()> {
+    let missing: Vec<&str> = NEEDED
+        .iter()
+        .filter(|(file, _)| !Path::new(file).exists())
+        .map(|(_, p)| *p)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let is_root = cmd::output(Command::new("id").arg("-u"))
+        .map(|s| s.trim() == "0")
+        .unwrap_or(false);
+    if !is_root {
+        bail!(
+            "missing Debian packages: {}; install them with `sudo apt-get install {}`",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    cmd::run(Command::new("apt-get").args(["update", "-qq"]))?;
+    cmd::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}

@@ -1,0 +1,640 @@
+//! Test images built from real parts: Debian's static busybox and musl, the build machine's
+//! glibc, C and Go programs compiled here, layered and packed with `umoci`, converted with
+//! `skopeo`. Hand-written tar layers exist only for the edge cases no tool produces on demand
+//! (opaque directories, hardlinks across layers), and are added with `umoci raw add-layer`.
+//!
+//! Every fixture is an OCI layout `NAME/oci` (tag `latest`) plus the forms its tests need.
+//! A `.stamp` file records the recipe version: bump `RECIPE` when a recipe changes.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context;
+use sha2::{Digest as _, Sha256};
+
+use crate::cmd::run;
+
+const RECIPE: &str = "fixtures-v3";
+
+pub fn default_dir(root: &Path) -> PathBuf {
+    root.join("target/fixtures")
+}
+
+pub fn build_all(root: &Path, out: &Path) -> anyhow::Result<()> {
+    let stamp = out.join(".stamp");
+    if fs::read_to_string(&stamp).is_ok_and(|s| s == RECIPE) {
+        eprintln!("fixtures in {} are up to date ({RECIPE})", out.display());
+        return Ok(());
+    }
+    if out.exists() {
+        fs::remove_dir_all(out).with_context(|| format!("clearing {}", out.display()))?;
+    }
+    fs::create_dir_all(out)?;
+    let bins = compile(root, &out.join("build"))?;
+    glibc_on_musl(out, &bins)?;
+    musl_hello(out, &bins)?;
+    static_go(out, &bins)?;
+    layers_edge(out, &bins)?;
+    multi(out)?;
+    platforms(out, &bins)?;
+    fs::remove_dir_all(out.join("build")).ok();
+    fs::write(&stamp, RECIPE)?;
+    eprintln!("fixtures built in {}", out.display());
+    Ok(())
+}
+
+/// Rebuilds the sample committed under `testdata/images/`.
+pub fn build_sample(root: &Path) -> anyhow::Result<()> {
+    let out = root.join("target/sample-build");
+    if out.exists() {
+        fs::remove_dir_all(&out)?;
+    }
+    fs::create_dir_all(&out)?;
+    let bins = compile(root, &out.join("build"))?;
+    glibc_on_musl(&out, &bins)?;
+    let images = root.join("testdata/images");
+    fs::create_dir_all(&images)?;
+    fs::copy(
+        out.join("glibc-on-musl/docker.tar.gz"),
+        images.join("glibc-on-musl.tar.gz"),
+    )?;
+    eprintln!("wrote testdata/images/glibc-on-musl.tar.gz");
+    Ok(())
+}
+
+struct Binaries {
+    hello_glibc: PathBuf,
+    hello_musl: PathBuf,
+    server_amd64: PathBuf,
+    server_arm64: PathBuf,
+}
+
+fn compile(root: &Path, build: &Path) -> anyhow::Result<Binaries> {
+    fs::create_dir_all(build)?;
+    let src = root.join("testdata/src");
+    let hello_glibc = build.join("hello-glibc");
+    run(Command::new("gcc")
+        .args(["-O2", "-o"])
+        .arg(&hello_glibc)
+        .arg(src.join("hello.c")))?;
+    let hello_musl = build.join("hello-musl");
+    run(Command::new("musl-gcc")
+        .args(["-O2", "-o"])
+        .arg(&hello_musl)
+        .arg(src.join("hello.c")))?;
+    let go_env = |cmd: &mut Command, arch: &str| {
+        cmd.env("CGO_ENABLED", "0")
+            .env("GOOS", "linux")
+            .env("GOARCH", arch)
+            .env("GOCACHE", root.join("target/go-cache"))
+            .env("GOPATH", root.join("target/go-path"))
+            .env("GOFLAGS", "-buildvcs=false")
+            .env("GO111MODULE", "off")
+            .env("GOPROXY", "off");
+    };
+    let mut servers = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let out = build.join(format!("server-{arch}"));
+        let mut go = Command::new("go");
+        go.args(["build", "-trimpath", "-ldflags=-s -w", "-o"])
+            .arg(&out)
+            .arg(src.join("goserver/main.go"));
+        go_env(&mut go, arch);
+        run(&mut go)?;
+        servers.push(out);
+    }
+    let server_arm64 = servers.pop().context("arm64 build")?;
+    let server_amd64 = servers.pop().context("amd64 build")?;
+    Ok(Binaries {
+        hello_glibc,
+        hello_musl,
+        server_amd64,
+        server_arm64,
+    })
+}
+
+/// An OCI layout being built with umoci, one layer per commit.
+struct Builder {
+    layout: PathBuf,
+    tag: String,
+    bundle: PathBuf,
+}
+
+impl Builder {
+    fn new(dir: &Path) -> anyhow::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let layout = dir.join("oci");
+        let bundle = dir.join("bundle");
+        run(Command::new("umoci")
+            .args(["init", "--layout"])
+            .arg(&layout))?;
+        let builder = Self {
+            layout,
+            tag: "latest".into(),
+            bundle,
+        };
+        run(Command::new("umoci").args(["new", "--image", &builder.image()]))?;
+        run(Command::new("umoci")
+            .args(["unpack", "--image", &builder.image()])
+            .arg(&builder.bundle))?;
+        Ok(builder)
+    }
+
+    fn image(&self) -> String {
+        format!("{}:{}", self.layout.display(), self.tag)
+    }
+
+    fn rootfs(&self) -> PathBuf {
+        self.bundle.join("rootfs")
+    }
+
+    /// Writes a file under the rootfs with the given mode, creating its parents.
+    fn put(&self, path: &str, from: &Path, mode: u32) -> anyhow::Result<()> {
+        let dest = self.rootfs().join(path);
+        fs::create_dir_all(dest.parent().context("a parent")?)?;
+        fs::copy(from, &dest).with_context(|| format!("copying {} to {path}", from.display()))?;
+        fs::set_permissions(&dest, fs::Permissions::from_mode(mode))?;
+        Ok(())
+    }
+
+    fn write(&self, path: &str, content: &[u8], mode: u32) -> anyhow::Result<()> {
+        let dest = self.rootfs().join(path);
+        fs::create_dir_all(dest.parent().context("a parent")?)?;
+        fs::write(&dest, content)?;
+        fs::set_permissions(&dest, fs::Permissions::from_mode(mode))?;
+        Ok(())
+    }
+
+    fn dir(&self, path: &str, mode: u32) -> anyhow::Result<()> {
+        let dest = self.rootfs().join(path);
+        fs::create_dir_all(&dest)?;
+        fs::set_permissions(&dest, fs::Permissions::from_mode(mode))?;
+        Ok(())
+    }
+
+    fn link(&self, path: &str, target: &str) -> anyhow::Result<()> {
+        let dest = self.rootfs().join(path);
+        fs::create_dir_all(dest.parent().context("a parent")?)?;
+        symlink(target, &dest)?;
+        Ok(())
+    }
+
+    /// Turns the rootfs changes since the last commit into a layer.
+    fn commit(&self, created_by: &str) -> anyhow::Result<()> {
+        run(Command::new("umoci")
+            .args([
+                "repack",
+                "--refresh-bundle",
+                "--image",
+                &self.image(),
+                "--history.created_by",
+                created_by,
+            ])
+            .arg(&self.bundle))
+    }
+
+    /// Adds a hand-written tar as a layer (umoci compresses it with gzip).
+    fn raw_layer(&self, tar: &Path, created_by: &str) -> anyhow::Result<()> {
+        run(Command::new("umoci")
+            .args([
+                "raw",
+                "add-layer",
+                "--image",
+                &self.image(),
+                "--history.created_by",
+                created_by,
+            ])
+            .arg(tar))
+    }
+
+    fn config(&self, args: &[&str]) -> anyhow::Result<()> {
+        run(Command::new("umoci")
+            .args(["config", "--image", &self.image()])
+            .args(args))
+    }
+
+    /// Drops the unpacked bundle: the layout is what tests read.
+    fn finish(self) -> anyhow::Result<PathBuf> {
+        fs::remove_dir_all(&self.bundle)?;
+        Ok(self.layout)
+    }
+}
+
+fn skopeo_copy(from: &str, to: &str, extra: &[&str]) -> anyhow::Result<()> {
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet", "--insecure-policy"])
+        .args(extra)
+        .args([from, to]))
+}
+
+/// `docker save`-style archive (legacy format) and its gzip-compressed twin.
+fn docker_archives(dir: &Path, layout: &Path, name: &str) -> anyhow::Result<()> {
+    let archive = dir.join("docker.tar");
+    skopeo_copy(
+        &format!("oci:{}:latest", layout.display()),
+        &format!(
+            "docker-archive:{}:drydock-fixtures/{name}:latest",
+            archive.display()
+        ),
+        &[],
+    )?;
+    gzip(&archive, &dir.join("docker.tar.gz"))
+}
+
+fn gzip(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let mut encoder =
+        flate2::write::GzEncoder::new(fs::File::create(to)?, flate2::Compression::default());
+    std::io::copy(&mut fs::File::open(from)?, &mut encoder)?;
+    encoder.finish()?;
+    Ok(())
+}
+
+const PASSWD: &str =
+    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n";
+const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+
+/// The Alpine-like musl base: static busybox, the musl loader, /etc, /tmp.
+fn musl_base(builder: &Builder) -> anyhow::Result<()> {
+    builder.put("bin/busybox", Path::new("/bin/busybox"), 0o755)?;
+    builder.link("bin/sh", "busybox")?;
+    builder.link("bin/ls", "busybox")?;
+    let loader =
+        fs::canonicalize("/lib/ld-musl-x86_64.so.1").context("musl's loader (package musl)")?;
+    builder.put("lib/ld-musl-x86_64.so.1", &loader, 0o755)?;
+    builder.link("lib/libc.musl-x86_64.so.1", "ld-musl-x86_64.so.1")?;
+    builder.write("etc/passwd", PASSWD.as_bytes(), 0o644)?;
+    builder.write("etc/group", GROUP.as_bytes(), 0o644)?;
+    builder.dir("tmp", 0o1777)?;
+    builder.commit("ADD musl-rootfs.tar /  # busybox-static and musl from Debian")
+}
+
+/// A glibc program copied into a musl image: the failure drydock exists for.
+fn glibc_on_musl(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
+    let dir = out.join("glibc-on-musl");
+    let builder = Builder::new(&dir)?;
+    musl_base(&builder)?;
+    builder.put("app/hello", &bins.hello_glibc, 0o755)?;
+    builder.commit("COPY --from=build /out/hello /app/hello")?;
+    builder.config(&["--config.entrypoint", "/app/hello"])?;
+    let layout = builder.finish()?;
+    docker_archives(&dir, &layout, "glibc-on-musl")?;
+    skopeo_copy(
+        &format!("oci:{}:latest", layout.display()),
+        &format!("oci-archive:{}:latest", dir.join("oci.tar").display()),
+        &[],
+    )
+}
+
+/// The healthy twin: the same program built against musl.
+fn musl_hello(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
+    let dir = out.join("musl-hello");
+    let builder = Builder::new(&dir)?;
+    musl_base(&builder)?;
+    builder.put("app/hello", &bins.hello_musl, 0o755)?;
+    builder.commit("COPY --from=build /out/hello /app/hello")?;
+    builder.config(&["--config.entrypoint", "/app/hello"])?;
+    let layout = builder.finish()?;
+    docker_archives(&dir, &layout, "musl-hello")
+}
+
+fn go_image(dir: &Path, server: &Path, arch: &str) -> anyhow::Result<PathBuf> {
+    let builder = Builder::new(dir)?;
+    builder.write(
+        "etc/passwd",
+        format!("{PASSWD}app:x:65532:65532:app:/home/app:/sbin/nologin\n").as_bytes(),
+        0o644,
+    )?;
+    builder.write(
+        "etc/group",
+        format!("{GROUP}app:x:65532:\n").as_bytes(),
+        0o644,
+    )?;
+    builder.dir("tmp", 0o1777)?;
+    builder.dir("home/app", 0o755)?;
+    builder.commit("ADD static-base.tar /  # passwd, group, tmp")?;
+    builder.put("app/server", server, 0o755)?;
+    builder.commit("COPY --from=build /out/server /app/server")?;
+    builder.config(&[
+        "--config.entrypoint",
+        "/app/server",
+        "--config.user",
+        "65532:65532",
+        "--architecture",
+        arch,
+    ])?;
+    builder.finish()
+}
+
+/// A healthy static Go service on a scratch-like base, in every local form: OCI layout, OCI
+/// archive, zstd layers, a Docker 25+ style archive.
+fn static_go(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
+    let dir = out.join("static-go");
+    let layout = go_image(&dir, &bins.server_amd64, "amd64")?;
+    let from = format!("oci:{}:latest", layout.display());
+    skopeo_copy(
+        &from,
+        &format!("oci-archive:{}:latest", dir.join("oci.tar").display()),
+        &[],
+    )?;
+    skopeo_copy(
+        &from,
+        &format!("oci:{}:latest", dir.join("zstd").display()),
+        &["--dest-compress-format", "zstd", "--dest-compress"],
+    )?;
+    let plain = dir.join("plain");
+    skopeo_copy(
+        &from,
+        &format!("oci:{}:latest", plain.display()),
+        &["--dest-decompress"],
+    )?;
+    containerd_archive(
+        &dir.join("docker25.tar"),
+        &[(&plain, "latest", "drydock-fixtures/static-go:latest")],
+    )?;
+    fs::remove_dir_all(&plain)?;
+    docker_archives(&dir, &layout, "static-go")
+}
+
+/// Three layers exercising the layer walk: merged-/usr symlinks with an absolute link to the
+/// interpreter, whiteouts written by umoci for deleted files, and a hand-written layer with an
+/// opaque directory, a hardlink to an earlier layer's file, a whiteout, a long PAX name, a
+/// file written through a symlinked directory and a fifo.
+fn layers_edge(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
+    let dir = out.join("layers-edge");
+    let builder = Builder::new(&dir)?;
+    builder.put("usr/bin/busybox", Path::new("/bin/busybox"), 0o755)?;
+    builder.link("usr/bin/sh", "busybox")?;
+    let multiarch = "usr/lib/x86_64-linux-gnu";
+    let loader = fs::canonicalize("/lib64/ld-linux-x86-64.so.2")?;
+    builder.put(&format!("{multiarch}/ld-linux-x86-64.so.2"), &loader, 0o755)?;
+    let libc = fs::canonicalize("/lib/x86_64-linux-gnu/libc.so.6")?;
+    builder.put(&format!("{multiarch}/libc.so.6"), &libc, 0o755)?;
+    builder.link(
+        "usr/lib64/ld-linux-x86-64.so.2",
+        &format!("/{multiarch}/ld-linux-x86-64.so.2"),
+    )?;
+    builder.link("bin", "usr/bin")?;
+    builder.link("lib", "usr/lib")?;
+    builder.link("lib64", "usr/lib64")?;
+    builder.write("etc/passwd", PASSWD.as_bytes(), 0o644)?;
+    builder.write("etc/old/a", b"old a\n", 0o644)?;
+    builder.write("etc/old/b", b"old b\n", 0o600)?;
+    builder.write("var/cache/apt/pkgcache.bin", &vec![7u8; 256 * 1024], 0o644)?;
+    builder.write("data/keep/x", b"keep\n", 0o644)?;
+    builder.write("data/gone/y", b"gone\n", 0o644)?;
+    builder.dir("tmp", 0o1777)?;
+    builder.commit("ADD debian-like-usrmerge.tar /")?;
+
+    fs::remove_file(builder.rootfs().join("var/cache/apt/pkgcache.bin"))?;
+    fs::remove_file(builder.rootfs().join("etc/old/a"))?;
+    builder.put("app/hello", &bins.hello_glibc, 0o755)?;
+    builder.write(
+        "etc/passwd",
+        format!("{PASSWD}app:x:1000:1000::/app:/bin/sh\n").as_bytes(),
+        0o644,
+    )?;
+    builder.commit("RUN rm -rf /var/cache/apt/* /etc/old/a && useradd app")?;
+
+    let tar_path = dir.join("edge-layer.tar");
+    write_edge_layer(&tar_path)?;
+    builder.raw_layer(
+        &tar_path,
+        "COPY edge-cases / # hand-written: opaque dir, hardlink, whiteout",
+    )?;
+    builder.config(&["--config.entrypoint", "/app/hello", "--config.user", "app"])?;
+    builder.finish()?;
+    fs::remove_file(&tar_path)?;
+    Ok(())
+}
+
+fn write_edge_layer(path: &Path) -> anyhow::Result<()> {
+    let mut tar = tar::Builder::new(fs::File::create(path)?);
+    let header = |kind: tar::EntryType, mode: u32, size: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        h.set_size(size);
+        h
+    };
+    // The directory is re-declared and made opaque: /etc/old/b from below disappears.
+    tar.append_data(
+        &mut header(tar::EntryType::Directory, 0o750, 0),
+        "etc/old/",
+        std::io::empty(),
+    )?;
+    tar.append_data(
+        &mut header(tar::EntryType::Regular, 0o644, 0),
+        "etc/old/.wh..wh..opq",
+        std::io::empty(),
+    )?;
+    tar.append_data(
+        &mut header(tar::EntryType::Regular, 0o640, 4),
+        "etc/old/new",
+        &b"new\n"[..],
+    )?;
+    // A hardlink to a file an earlier layer wrote.
+    let mut link = header(tar::EntryType::Link, 0o700, 0);
+    tar.append_link(&mut link, "usr/bin/busybox-link", "usr/bin/busybox")?;
+    // A whiteout of a whole directory.
+    tar.append_data(
+        &mut header(tar::EntryType::Regular, 0o644, 0),
+        "data/.wh.gone",
+        std::io::empty(),
+    )?;
+    // A file written through the /lib -> usr/lib symlink, without a parent entry.
+    tar.append_data(
+        &mut header(tar::EntryType::Regular, 0o644, 6),
+        "lib/extra.txt",
+        &b"extra\n"[..],
+    )?;
+    // A name longer than ustar's 100 bytes (GNU long name).
+    let long = format!("opt/{}/file", "deep-directory-name".repeat(8));
+    tar.append_data(
+        &mut header(tar::EntryType::Regular, 0o644, 5),
+        &long,
+        &b"long\n"[..],
+    )?;
+    // A named pipe, owned by a non-root user.
+    let mut fifo = header(tar::EntryType::Fifo, 0o620, 0);
+    fifo.set_uid(1000);
+    fifo.set_gid(1000);
+    tar.append_data(&mut fifo, "run/app.fifo", std::io::empty())?;
+    tar.into_inner()?.flush()?;
+    Ok(())
+}
+
+/// One layout holding two tagged images, and a containerd/Docker 25+ archive holding both.
+fn multi(out: &Path) -> anyhow::Result<()> {
+    let dir = out.join("multi");
+    fs::create_dir_all(&dir)?;
+    let layout = dir.join("oci");
+    let musl = out.join("musl-hello/oci");
+    let go = out.join("static-go/oci");
+    skopeo_copy(
+        &format!("oci:{}:latest", musl.display()),
+        &format!("oci:{}:musl", layout.display()),
+        &[],
+    )?;
+    skopeo_copy(
+        &format!("oci:{}:latest", go.display()),
+        &format!("oci:{}:go", layout.display()),
+        &[],
+    )?;
+    containerd_archive(
+        &dir.join("docker25.tar"),
+        &[
+            (&musl, "latest", "drydock-fixtures/musl-hello:latest"),
+            (&go, "latest", "drydock-fixtures/static-go:latest"),
+        ],
+    )
+}
+
+/// A multi-platform image: an index (nested under the layout's index.json) with amd64 and
+/// arm64 builds of the Go service.
+fn platforms(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
+    let dir = out.join("platforms");
+    let amd64 = go_image(&dir.join("amd64"), &bins.server_amd64, "amd64")?;
+    let arm64 = go_image(&dir.join("arm64"), &bins.server_arm64, "arm64")?;
+    let layout = dir.join("oci");
+    skopeo_copy(
+        &format!("oci:{}:latest", amd64.display()),
+        &format!("oci:{}:amd64", layout.display()),
+        &[],
+    )?;
+    skopeo_copy(
+        &format!("oci:{}:latest", arm64.display()),
+        &format!("oci:{}:arm64", layout.display()),
+        &[],
+    )?;
+    let index_path = layout.join("index.json");
+    let index: serde_json::Value = serde_json::from_slice(&fs::read(&index_path)?)?;
+    let mut manifests = Vec::new();
+    for entry in index["manifests"].as_array().context("manifests")? {
+        let arch = entry["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .context("tag")?;
+        let mut descriptor = entry.clone();
+        descriptor
+            .as_object_mut()
+            .context("object")?
+            .remove("annotations");
+        descriptor["platform"] = serde_json::json!({"os": "linux", "architecture": arch});
+        manifests.push(descriptor);
+    }
+    let nested = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    }))?;
+    let digest = sha256_hex(&nested);
+    fs::write(layout.join("blobs/sha256").join(&digest), &nested)?;
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": format!("sha256:{digest}"),
+            "size": nested.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "latest"},
+        }],
+    });
+    fs::write(&index_path, serde_json::to_vec(&top)?)?;
+    fs::remove_dir_all(dir.join("amd64"))?;
+    fs::remove_dir_all(dir.join("arm64"))?;
+    Ok(())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The archive `docker save` writes since Docker 25 (and `ctr export`): an OCI layout with a
+/// `manifest.json` beside `index.json`. No Docker 25 engine is available to the build, so the
+/// layout comes from skopeo and the two index files are written here to the documented shape.
+fn containerd_archive(out: &Path, images: &[(&Path, &str, &str)]) -> anyhow::Result<()> {
+    let mut tar = tar::Builder::new(fs::File::create(out)?);
+    tar.mode(tar::HeaderMode::Deterministic);
+    let mut index_entries = Vec::new();
+    let mut manifest_entries = Vec::new();
+    let mut added = std::collections::BTreeSet::new();
+    for (layout, tag, name) in images {
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs::read(layout.join("index.json"))?)?;
+        let descriptor = index["manifests"]
+            .as_array()
+            .and_then(|m| {
+                m.iter()
+                    .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == *tag)
+            })
+            .with_context(|| format!("tag {tag} in {}", layout.display()))?
+            .clone();
+        let manifest_digest = descriptor["digest"]
+            .as_str()
+            .context("digest")?
+            .trim_start_matches("sha256:")
+            .to_owned();
+        let manifest: serde_json::Value = serde_json::from_slice(&fs::read(
+            layout.join("blobs/sha256").join(&manifest_digest),
+        )?)?;
+        let blob = |d: &serde_json::Value| {
+            format!(
+                "blobs/sha256/{}",
+                d["digest"]
+                    .as_str()
+                    .unwrap_or("")
+                    .trim_start_matches("sha256:")
+            )
+        };
+        let layers: Vec<String> = manifest["layers"]
+            .as_array()
+            .context("layers")?
+            .iter()
+            .map(blob)
+            .collect();
+        manifest_entries.push(serde_json::json!({
+            "Config": blob(&manifest["config"]),
+            "RepoTags": [name],
+            "Layers": layers,
+        }));
+        let mut entry = descriptor.clone();
+        entry["annotations"] = serde_json::json!({
+            "io.containerd.image.name": format!("docker.io/{name}"),
+            "org.opencontainers.image.ref.name": name.rsplit(':').next().unwrap_or("latest"),
+        });
+        index_entries.push(entry);
+        for file in fs::read_dir(layout.join("blobs/sha256"))? {
+            let file = file?;
+            let member = format!("blobs/sha256/{}", file.file_name().to_string_lossy());
+            if added.insert(member.clone()) {
+                tar.append_path_with_name(file.path(), &member)?;
+            }
+        }
+    }
+    let mut add = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, name, bytes)?;
+        Ok(())
+    };
+    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    add(
+        "index.json",
+        &serde_json::to_vec(
+            &serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": index_entries}),
+        )?,
+    )?;
+    add("manifest.json", &serde_json::to_vec(&manifest_entries)?)?;
+    tar.into_inner()?.flush()?;
+    Ok(())
+}
