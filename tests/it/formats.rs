@@ -3,7 +3,10 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use crate::support::{drydock, drydock_tree, fixture, run, scan_json, stderr, stdout};
+use crate::support::{
+    RawLayer, TarEntry, drydock, drydock_tree, fixture, gzip, run, scan_json, sha256, stderr,
+    stdout, tar_bytes, write_layout,
+};
 
 fn identity(report: &serde_json::Value) -> (String, Vec<String>) {
     let image = &report["image"];
@@ -213,4 +216,41 @@ fn a_platform_is_chosen_from_an_index() {
         "linux/arm64",
     ]);
     assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+}
+
+#[test]
+fn docker_media_types_concatenated_gzip_and_absent_foreign_layers() {
+    let scratch = tempfile::tempdir().unwrap();
+    // A Docker schema 2 layer type.
+    let mut base = RawLayer::gzip(&[TarEntry::Dir("app/"), TarEntry::File("app/a", b"a")]);
+    base.media_type = "application/vnd.docker.image.rootfs.diff.tar.gzip".into();
+    // One tar split over two gzip members, as pigz and eStargz write layers.
+    let tar = tar_bytes(&[TarEntry::File("app/b", b"b")]);
+    let (head, tail) = tar.split_at(512);
+    let mut blob = gzip(head);
+    blob.extend(gzip(tail));
+    let members = RawLayer {
+        diff_id: sha256(&tar),
+        blob,
+        claimed_digest: None,
+        claimed_size: None,
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        absent: false,
+    };
+    // A Windows-style foreign layer whose blob is not shipped: noted, not fatal.
+    let mut foreign = RawLayer::gzip(&[TarEntry::File("Files/x", b"x")]);
+    foreign.media_type = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip".into();
+    foreign.absent = true;
+    let layout = write_layout(scratch.path(), &[base, members, foreign], &["/app/a"]);
+    let (code, report) = scan_json(&[layout.to_str().unwrap()]);
+    assert_eq!(code, 0, "{report}");
+    let notes = report["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].as_str().unwrap().contains("foreign layer"),
+        "{notes:?}"
+    );
+    let tree = drydock_tree(&[layout.to_str().unwrap()]);
+    assert!(tree.contains_key("/app/a") && tree.contains_key("/app/b"));
+    assert!(!tree.contains_key("/Files"));
 }

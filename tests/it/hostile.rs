@@ -172,6 +172,7 @@ fn a_truncated_layer() {
         claimed_digest: None,
         claimed_size: None,
         media_type: full.media_type.clone(),
+        absent: false,
     };
     let (_dir, layout) = layout_with(vec![layer]);
     let (code, message) = scan_bad(&layout);
@@ -192,6 +193,7 @@ fn a_layer_that_is_not_a_tar() {
         claimed_digest: None,
         claimed_size: None,
         media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        absent: false,
     };
     let (_dir, layout) = layout_with(vec![layer]);
     let (code, message) = scan_bad(&layout);

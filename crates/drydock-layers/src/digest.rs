@@ -41,6 +41,7 @@ pub struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
     count: u64,
+    limit: u64,
 }
 
 impl<R: Read> HashingReader<R> {
@@ -49,6 +50,16 @@ impl<R: Read> HashingReader<R> {
             inner,
             hasher: Sha256::new(),
             count: 0,
+            limit: u64::MAX,
+        }
+    }
+
+    /// Fails reads past `limit` bytes (with [`io::ErrorKind::FileTooLarge`]): a stream that
+    /// inflates without end is cut off instead of read for ever.
+    pub fn with_limit(inner: R, limit: u64) -> Self {
+        Self {
+            limit,
+            ..Self::new(inner)
         }
     }
 
@@ -69,6 +80,12 @@ impl<R: Read> Read for HashingReader<R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
+        if self.count > self.limit {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                "the stream is larger than its limit",
+            ));
+        }
         Ok(n)
     }
 }

@@ -127,9 +127,25 @@ pub fn walk_layer<R: Read, H: ContentHook>(
 ) -> Result<LayerWalk<H::Fact>, WalkError> {
     let mut raw = HashingReader::new(blob);
     let (compression, decoded) = decoder(&mut raw).map_err(WalkError::Read)?;
-    let mut tar_stream = HashingReader::new(decoded);
-    let changes = read_entries(&mut tar_stream, hook, limits)?;
-    let (diff_id, tar_size) = tar_stream.finish().map_err(WalkError::Read)?;
+    let mut tar_stream = HashingReader::with_limit(decoded, limits.max_tar_bytes);
+    let too_large = |e: &io::Error| e.kind() == io::ErrorKind::FileTooLarge;
+    let changes = match read_entries(&mut tar_stream, hook, limits) {
+        Err(WalkError::Entry { source, .. } | WalkError::Read(source)) if too_large(&source) => {
+            return Err(WalkError::TooLarge {
+                limit: limits.max_tar_bytes,
+            });
+        }
+        other => other?,
+    };
+    let (diff_id, tar_size) = tar_stream.finish().map_err(|e| {
+        if too_large(&e) {
+            WalkError::TooLarge {
+                limit: limits.max_tar_bytes,
+            }
+        } else {
+            WalkError::Read(e)
+        }
+    })?;
     let (blob_digest, blob_size) = raw.finish().map_err(WalkError::Read)?;
     Ok(LayerWalk {
         compression,
@@ -291,11 +307,21 @@ fn whiteout<F>(normalized: &[u8]) -> Result<Option<Change<F>>, &'static str> {
     Ok(Some(Change::Whiteout { path }))
 }
 
+/// A numeric header field; a blank one (all NUL or spaces, as some writers leave owner fields)
+/// reads as 0, the way GNU tar reads it.
+fn numeric(parsed: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
+    match parsed {
+        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+        other => other,
+    }
+}
+
 fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<EntryMeta, String> {
     let header = entry.header();
     let mode = header.mode().map_err(|e| format!("bad mode field: {e}"))? & 0o7777;
-    let uid = header.uid().map_err(|e| format!("bad uid field: {e}"))?;
-    let gid = header.gid().map_err(|e| format!("bad gid field: {e}"))?;
+    let old = header.as_old();
+    let uid = numeric(header.uid(), &old.uid).map_err(|e| format!("bad uid field: {e}"))?;
+    let gid = numeric(header.gid(), &old.gid).map_err(|e| format!("bad gid field: {e}"))?;
     let mtime = header.mtime().unwrap_or(0);
     let mut capability = None;
     if let Ok(Some(extensions)) = entry.pax_extensions() {
@@ -314,4 +340,183 @@ fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<EntryMeta, Strin
         device: None,
         capability,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder.append_data(&mut header, name, *data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn paths(walk: &LayerWalk<()>) -> Vec<String> {
+        walk.changes
+            .iter()
+            .map(|c| match c {
+                Change::Add { path, .. }
+                | Change::Hardlink { path, .. }
+                | Change::Whiteout { path } => String::from_utf8_lossy(path).into_owned(),
+                Change::Opaque { dir } => format!("{}/(opaque)", String::from_utf8_lossy(dir)),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn digests_cover_every_byte_of_blob_and_tar() {
+        let tar = tar_of(&[("a", b"hello"), ("b/c", b"world")]);
+        let blob = gzip(&tar);
+        let walk = walk_layer(&blob[..], &NoContent, &Limits::default()).unwrap();
+        assert_eq!(walk.compression, Compression::Gzip);
+        assert_eq!(walk.blob_digest, Sha256Digest::of(&blob));
+        assert_eq!(walk.blob_size, blob.len() as u64);
+        assert_eq!(walk.diff_id, Sha256Digest::of(&tar));
+        assert_eq!(walk.tar_size, tar.len() as u64);
+        assert_eq!(paths(&walk), ["a", "b/c"]);
+    }
+
+    #[test]
+    fn concatenated_gzip_members_are_one_stream() {
+        let first = tar_of(&[("a", b"1")]);
+        // A tar split across two gzip members, as pigz and eStargz write them: the end-of-archive
+        // blocks are in the second member.
+        let (head, tail) = first.split_at(1024);
+        let mut blob = gzip(head);
+        blob.extend(gzip(tail));
+        let walk = walk_layer(&blob[..], &NoContent, &Limits::default()).unwrap();
+        assert_eq!(walk.diff_id, Sha256Digest::of(&first));
+        assert_eq!(paths(&walk), ["a"]);
+    }
+
+    #[test]
+    fn zstd_and_plain_layers_are_sniffed() {
+        let tar = tar_of(&[("z", b"zstd")]);
+        let blob = zstd::encode_all(&tar[..], 3).unwrap();
+        let walk = walk_layer(&blob[..], &NoContent, &Limits::default()).unwrap();
+        assert_eq!(
+            (walk.compression, walk.diff_id),
+            (Compression::Zstd, Sha256Digest::of(&tar))
+        );
+        let walk = walk_layer(&tar[..], &NoContent, &Limits::default()).unwrap();
+        assert_eq!(walk.compression, Compression::None);
+        assert_eq!(walk.blob_digest, walk.diff_id);
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_markers_are_recognised() {
+        let tar = tar_of(&[
+            ("d/.wh..wh..opq", b""),
+            ("d/.wh.x", b""),
+            (".wh..wh.plnk/1", b""),
+            ("d/y", b""),
+        ]);
+        let walk = walk_layer(&tar[..], &NoContent, &Limits::default()).unwrap();
+        assert_eq!(paths(&walk), ["d/(opaque)", "d/x", ".wh..wh.plnk/1", "d/y"]);
+    }
+
+    #[test]
+    fn capabilities_survive_from_pax_headers() {
+        let mut builder = tar::Builder::new(Vec::new());
+        builder
+            .append_pax_extensions([("SCHILY.xattr.security.capability", &b"\x01\x00\x00\x02"[..])])
+            .unwrap();
+        let mut header = tar::Header::new_ustar();
+        header.set_size(0);
+        header.set_mode(0o755);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "usr/bin/ping", std::io::empty())
+            .unwrap();
+        let tar = builder.into_inner().unwrap();
+        let walk = walk_layer(&tar[..], &NoContent, &Limits::default()).unwrap();
+        let Change::Add { meta, .. } = &walk.changes[0] else {
+            panic!("an entry")
+        };
+        assert_eq!(meta.capability.as_deref(), Some(&b"\x01\x00\x00\x02"[..]));
+    }
+
+    #[test]
+    fn a_decompression_bomb_stops_at_the_limit() {
+        let zeros = vec![0u8; 8 << 20];
+        let tar = tar_of(&[("bomb", &zeros)]);
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(&tar).unwrap();
+        let blob = encoder.finish().unwrap();
+        assert!(blob.len() < 64 << 10, "the fixture really is a bomb");
+        let limits = Limits {
+            max_tar_bytes: 1 << 20,
+            ..Limits::default()
+        };
+        let err = walk_layer(&blob[..], &NoContent, &limits).unwrap_err();
+        assert!(matches!(err, WalkError::TooLarge { .. }), "{err}");
+        // Zeros after the end of the archive still inflate and still count.
+        let mut padded = tar_of(&[("small", b"x")]);
+        padded.extend(vec![0u8; 4 << 20]);
+        let limits = Limits {
+            max_tar_bytes: 1 << 20,
+            ..Limits::default()
+        };
+        let err = walk_layer(&gzip(&padded)[..], &NoContent, &limits).unwrap_err();
+        assert!(matches!(err, WalkError::TooLarge { .. }), "{err}");
+        let limits = Limits {
+            max_entries: 1,
+            ..Limits::default()
+        };
+        let tar = tar_of(&[("a", b""), ("b", b"")]);
+        let err = walk_layer(&tar[..], &NoContent, &limits).unwrap_err();
+        assert!(matches!(err, WalkError::TooManyEntries { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_hook_sees_file_bytes_and_what_it_leaves_is_skipped() {
+        struct FirstByte;
+        impl ContentHook for FirstByte {
+            type Fact = u8;
+            fn inspect(
+                &self,
+                _: &[u8],
+                _: &EntryMeta,
+                content: &mut dyn Read,
+            ) -> io::Result<Option<u8>> {
+                let mut byte = [0u8; 1];
+                content.read_exact(&mut byte)?;
+                Ok(Some(byte[0]))
+            }
+        }
+        let tar = tar_of(&[("a", b"xyz"), ("b", b"q")]);
+        let walk = walk_layer(&tar[..], &FirstByte, &Limits::default()).unwrap();
+        let facts: Vec<Option<u8>> = walk
+            .changes
+            .iter()
+            .map(|c| match c {
+                Change::Add { fact, .. } => *fact,
+                _ => None,
+            })
+            .collect();
+        assert_eq!(facts, [Some(b'x'), Some(b'q')]);
+    }
+
+    #[test]
+    fn a_truncated_stream_is_an_error_naming_the_entry() {
+        let tar = tar_of(&[("big", &[1u8; 10_000])]);
+        let blob = gzip(&tar);
+        let err = walk_layer(&blob[..blob.len() / 2], &NoContent, &Limits::default()).unwrap_err();
+        assert!(err.to_string().contains("/big"), "{err}");
+    }
 }
