@@ -22,10 +22,18 @@ pub enum Command {
 /// Which image to read.
 #[derive(Debug, Args)]
 pub struct Target {
-    /// The image: a `docker save` archive (plain or gzip), an OCI archive, an OCI layout
-    /// directory, or `-` for an archive on standard input. Prefixes force the format:
-    /// `docker-archive:PATH`, `oci-archive:PATH[:TAG]`, `oci:DIR[:TAG]`.
+    /// The image: a reference (`alpine:3.20`, `registry:5000/team/app@sha256:…`), or a local
+    /// file: a `docker save` archive (plain or gzip), an OCI archive, an OCI layout directory,
+    /// `-` for an archive on standard input. Prefixes force the source: `docker://REF`,
+    /// `docker-daemon:NAME[:TAG]`, `docker-archive:PATH`, `oci-archive:PATH[:TAG]`,
+    /// `oci:DIR[:TAG]`.
     pub image: String,
+    /// Where a reference is looked up: `auto` tries a local Docker/podman engine that holds the
+    /// image, then the registry; an existing path is always a local file.
+    #[arg(long, value_enum, default_value_t = SourceChoice::Auto)]
+    pub source: SourceChoice,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// In an archive or layout holding several images, the one to scan: NAME[:TAG] as
     /// `docker save` recorded it, an OCI tag, or a manifest digest.
     #[arg(long = "image", value_name = "NAME[:TAG]")]
@@ -34,6 +42,42 @@ pub struct Target {
     /// does). For a single-platform image, a mismatch is an error.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
     pub platform: Option<Platform>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceChoice {
+    Auto,
+    /// A file or directory (archive, layout).
+    Local,
+    /// The local Docker or podman engine (`DOCKER_HOST`, else the default sockets).
+    Engine,
+    /// The registry the reference names.
+    Registry,
+}
+
+/// How to reach a registry.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Registry")]
+pub struct RegistryArgs {
+    /// A PEM file of CA certificates to trust beside the system's (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Vec<std::path::PathBuf>,
+    /// Allow plain HTTP and unverified TLS for any registry (loopback registries may always
+    /// speak plain HTTP, as with docker).
+    #[arg(long)]
+    pub insecure: bool,
+    /// User name for the registry; the password is read from standard input.
+    #[arg(long, requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the registry password (or token) from standard input.
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+    /// Where verified blobs are kept between scans (default: $XDG_CACHE_HOME/drydock).
+    #[arg(long, value_name = "DIR", env = "DRYDOCK_CACHE_DIR")]
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Download every blob, keeping nothing.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
 }
 
 fn parse_platform(s: &str) -> Result<Platform, String> {

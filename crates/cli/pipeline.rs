@@ -13,13 +13,17 @@ use drydock_source::{
 };
 use rayon::prelude::*;
 
-use crate::args::Target;
+use drydock_registry::{BlobCache, ClientOptions, Credential, Engine, Reference, RemoteStore};
+
+use crate::args::{SourceChoice, Target};
 
 /// Why a scan produced no verdict, with the blob and the path it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error("{0}")]
+    Usage(String),
     #[error("{layer}: {source}")]
     Walk { layer: String, source: WalkError },
     #[error("{layer}: {source}")]
@@ -30,6 +34,7 @@ impl ScanError {
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Source(e) => e.class(),
+            Self::Usage(_) => ErrorClass::Usage,
             Self::Walk {
                 source: WalkError::Read(e),
                 ..
@@ -64,17 +69,156 @@ pub struct Scanned {
     pub layers: Vec<WalkedLayer>,
 }
 
-type Walked = Result<LayerWalk<FileFacts>, WalkError>;
+/// Why a layer could not be walked: its blob did not open, or its content is bad.
+#[derive(Debug)]
+enum LayerError {
+    Open(SourceError),
+    Walk(WalkError),
+}
+
+type Walked = Result<LayerWalk<FileFacts>, LayerError>;
+
+/// Where the image comes from, decided from the argument.
+enum Origin {
+    Local(ImageSpec),
+    Engine(Engine, String),
+    Registry(Reference),
+}
+
+/// Decides the source: prefixes first, then an existing path, then a reference looked up in a
+/// local engine that holds it and else in its registry.
+fn origin(target: &Target) -> Result<Origin, ScanError> {
+    let image = target.image.as_str();
+    let engine_name = image.strip_prefix("docker-daemon:");
+    let local_prefix = ["docker-archive:", "oci-archive:", "oci:"]
+        .iter()
+        .any(|p| image.starts_with(p))
+        || image == "-";
+    // No reference starts with `/` or `.`; and `app.tar` is far more often a file than a
+    // Docker Hub repository of that name.
+    let looks_like_path = image.starts_with(['/', '.', '~'])
+        || [".tar", ".tar.gz", ".tgz"]
+            .iter()
+            .any(|suffix| image.ends_with(suffix));
+    let choice = match target.source {
+        SourceChoice::Auto if engine_name.is_some() => SourceChoice::Engine,
+        SourceChoice::Auto
+            if local_prefix || looks_like_path || std::path::Path::new(image).exists() =>
+        {
+            SourceChoice::Local
+        }
+        SourceChoice::Auto if image.starts_with("docker://") => SourceChoice::Registry,
+        other => other,
+    };
+    if choice == SourceChoice::Local {
+        return Ok(Origin::Local(ImageSpec::parse(image)?));
+    }
+    let name = engine_name.unwrap_or(image);
+    let reference = Reference::parse(name).map_err(|e| {
+        if choice == SourceChoice::Auto {
+            ScanError::Usage(format!("{image}: no such file, and {e}"))
+        } else {
+            ScanError::Usage(e.to_string())
+        }
+    })?;
+    if matches!(choice, SourceChoice::Engine | SourceChoice::Auto) {
+        let engine = Engine::discover();
+        if choice == SourceChoice::Engine {
+            let engine = engine.ok_or_else(|| {
+                SourceError::Unavailable(
+                    "no Docker or podman engine found (set DOCKER_HOST)".into(),
+                )
+            })?;
+            return Ok(Origin::Engine(engine, name.to_owned()));
+        }
+        // Auto: an engine that is reachable and holds the image wins, as with dive and trivy.
+        if let Some(engine) = engine
+            && engine.has_image(name).unwrap_or(false)
+        {
+            return Ok(Origin::Engine(engine, name.to_owned()));
+        }
+    }
+    Ok(Origin::Registry(reference))
+}
+
+fn client_options(target: &Target, password: Option<drydock_registry::Secret>) -> ClientOptions {
+    let registry = &target.registry;
+    ClientOptions {
+        ca_certs: registry.ca_cert.clone(),
+        insecure: registry.insecure,
+        credential: registry
+            .username
+            .clone()
+            .zip(password)
+            .map(|(username, password)| Credential::Basic { username, password }),
+        attempts: None,
+    }
+}
+
+fn blob_cache(target: &Target) -> Option<BlobCache> {
+    if target.registry.no_cache {
+        return None;
+    }
+    target
+        .registry
+        .cache_dir
+        .clone()
+        .or_else(BlobCache::default_dir)
+        .map(BlobCache::new)
+}
 
 /// Opens, resolves, walks and applies every layer of the image `target` names.
 pub fn load(target: &Target) -> Result<Scanned, ScanError> {
-    let spec = ImageSpec::parse(&target.image)?;
+    let mut password = None;
+    if target.registry.password_stdin {
+        let secret = drydock_registry::password_from(std::io::stdin().lock()).map_err(|e| {
+            ScanError::Usage(format!("reading the password from standard input: {e}"))
+        })?;
+        password = Some(secret);
+    }
+    let origin = origin(target)?;
+    let (spec, opened, label) = match origin {
+        Origin::Local(spec) => {
+            let opened = drydock_source::open(&spec)?;
+            (spec, opened, None)
+        }
+        Origin::Engine(engine, name) => {
+            let reader = engine.export(&name).map_err(SourceError::from)?;
+            let label = format!("docker-daemon:{name}");
+            let spec = ImageSpec {
+                location: Location::Stdin,
+                reference: None,
+            };
+            (
+                spec,
+                Opened::Streaming {
+                    origin: label.clone().into(),
+                    reader,
+                },
+                Some(label),
+            )
+        }
+        Origin::Registry(reference) => {
+            let options = client_options(target, password);
+            let store = RemoteStore::open(&reference, &options, blob_cache(target))
+                .map_err(SourceError::from)?;
+            let spec = ImageSpec {
+                location: Location::OciLayout(reference.to_string().into()),
+                reference: None,
+            };
+            (
+                spec,
+                Opened::Random(Box::new(store)),
+                Some(format!("docker://{reference}")),
+            )
+        }
+    };
     let selector = Selector {
         reference: target.select.clone().or_else(|| spec.reference.clone()),
         platform: target.platform.clone(),
     };
     let limits = Limits::default();
-    let (image, walks) = match drydock_source::open(&spec)? {
+    let (image, walks) = match opened {
         Opened::Random(store) => {
             let image = drydock_source::resolve(&*store, &spec.location, &selector)?;
             let walks = walk_in_parallel(&*store, &image, &limits);
@@ -83,7 +227,10 @@ pub fn load(target: &Target) -> Result<Scanned, ScanError> {
         Opened::Streaming { origin, reader } => {
             let mut streamed: HashMap<String, Walked> = HashMap::new();
             let store = drydock_source::stream_archive(origin, reader, &mut |name, blob| {
-                streamed.insert(name.to_owned(), walk_layer(blob, &FactsHook, &limits));
+                streamed.insert(
+                    name.to_owned(),
+                    walk_layer(blob, &FactsHook, &limits).map_err(LayerError::Walk),
+                );
             })?;
             let image = drydock_source::resolve(&store, &spec.location, &selector)?;
             let walks = image
@@ -103,7 +250,7 @@ pub fn load(target: &Target) -> Result<Scanned, ScanError> {
             (image, walks)
         }
     };
-    let source = source_label(&spec, &image);
+    let source = label.unwrap_or_else(|| source_label(&spec, &image));
     let mut tree = ImageTree::new();
     let mut layers = Vec::new();
     for (layer, walked) in image.layers.iter().zip(walks) {
@@ -116,9 +263,12 @@ pub fn load(target: &Target) -> Result<Scanned, ScanError> {
             });
             continue;
         };
-        let walked = walked.map_err(|source| ScanError::Walk {
-            layer: layer.label(),
-            source,
+        let walked = walked.map_err(|error| match error {
+            LayerError::Open(source) => ScanError::Source(source),
+            LayerError::Walk(source) => ScanError::Walk {
+                layer: layer.label(),
+                source,
+            },
         })?;
         layer.verify(
             &walked.blob_digest.to_string(),
@@ -169,10 +319,8 @@ fn walk_in_parallel(store: &dyn BlobStore, image: &Image, limits: &Limits) -> Ve
 }
 
 fn walk_blob(store: &dyn BlobStore, blob: &str, limits: &Limits) -> Walked {
-    let reader: Box<dyn Read + Send + '_> = store
-        .open(blob)
-        .map_err(|e| WalkError::Read(std::io::Error::other(e.to_string())))?;
-    walk_layer(reader, &FactsHook, limits)
+    let reader: Box<dyn Read + Send + '_> = store.open(blob).map_err(LayerError::Open)?;
+    walk_layer(reader, &FactsHook, limits).map_err(LayerError::Walk)
 }
 
 fn source_label(spec: &ImageSpec, image: &Image) -> String {

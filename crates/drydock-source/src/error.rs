@@ -37,6 +37,9 @@ pub enum SourceError {
     Unsupported { blob: String, reason: String },
     #[error("{0}")]
     Selection(String),
+    /// A remote source (registry, engine) could not give what was asked.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("invalid image name `{input}`: {reason}")]
     BadSpec { input: String, reason: String },
 }
@@ -44,7 +47,7 @@ pub enum SourceError {
 impl SourceError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Io { .. } => ErrorClass::Unavailable,
+            Self::Io { .. } | Self::Unavailable(_) => ErrorClass::Unavailable,
             Self::Selection(_) | Self::BadSpec { .. } => ErrorClass::Usage,
             _ => ErrorClass::Invalid,
         }

@@ -546,19 +546,15 @@ fn resolve_oci(store: &dyn BlobStore, selector: &Selector) -> Result<Image, Sour
             reason: format!("unknown layer media type `{media_type}`"),
         })?;
         let name = blob_name(descriptor)?;
-        let blob = if store.contains(&name) {
+        // Only a foreign layer may be absent; a missing ordinary layer fails when it is opened.
+        let blob = if !foreign || store.contains(&name) {
             Some(name)
-        } else if foreign {
+        } else {
             notes.push(format!(
                 "layer {index} ({}) is a foreign layer not shipped with the image; its files are not inspected",
                 descriptor.digest()
             ));
             None
-        } else {
-            return Err(SourceError::invalid(
-                descriptor.digest().to_string(),
-                "the layer blob is missing from the image",
-            ));
         };
         layers.push(Layer {
             index,

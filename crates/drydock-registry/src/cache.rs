@@ -1,0 +1,199 @@
+//! The blob cache: content-addressed files, written under a temporary name and renamed into
+//! place only once their digest is verified, so that concurrent scans never see a partial blob
+//! and a scan of the same image twice does not download it twice.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest as _, Sha256};
+
+/// A directory of verified blobs, `blobs/sha256/<hex>`.
+#[derive(Debug, Clone)]
+pub struct BlobCache {
+    root: PathBuf,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn hex_of(digest: &str) -> Option<&str> {
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+}
+
+impl BlobCache {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// `$XDG_CACHE_HOME/drydock`, else `~/.cache/drydock`.
+    pub fn default_dir() -> Option<PathBuf> {
+        let env = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        env("XDG_CACHE_HOME")
+            .or_else(|| env("HOME").map(|home| home.join(".cache")))
+            .map(|dir| dir.join("drydock"))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, digest: &str) -> Option<PathBuf> {
+        Some(self.root.join("blobs/sha256").join(hex_of(digest)?))
+    }
+
+    /// A cached blob. Callers verify what they read (the layer walk checks every digest), so a
+    /// damaged cache file is caught, never trusted.
+    pub fn get(&self, digest: &str) -> Option<File> {
+        File::open(self.path(digest)?).ok()
+    }
+
+    /// Stores a small blob already held in memory, if its digest is right.
+    pub fn put(&self, digest: &str, bytes: &[u8]) {
+        if crate::client::sha256_digest(bytes) != digest {
+            return;
+        }
+        if let Some(mut writer) = self.writer(digest)
+            && writer.file.write_all(bytes).is_ok()
+        {
+            writer.commit();
+        }
+    }
+
+    /// A writer for a blob being downloaded; `None` if the cache is not writable (the scan goes
+    /// on without it).
+    pub fn writer(&self, digest: &str) -> Option<CacheWriter> {
+        let target = self.path(digest)?;
+        let dir = target.parent()?;
+        fs::create_dir_all(dir).ok()?;
+        let temp = dir.join(format!(
+            ".tmp-{}-{}-{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed),
+            hex_of(digest)?
+        ));
+        let file = File::create(&temp).ok()?;
+        Some(CacheWriter {
+            file,
+            temp,
+            target,
+            done: false,
+        })
+    }
+}
+
+/// A blob being written to the cache.
+#[derive(Debug)]
+pub struct CacheWriter {
+    file: File,
+    temp: PathBuf,
+    target: PathBuf,
+    done: bool,
+}
+
+impl CacheWriter {
+    fn commit(&mut self) {
+        if self.file.flush().is_ok() && fs::rename(&self.temp, &self.target).is_ok() {
+            self.done = true;
+        }
+    }
+}
+
+impl Drop for CacheWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Tees a download into the cache, committing it only when the stream ends with the expected
+/// digest. A cache write failure drops the cache copy, never the scan.
+#[derive(Debug)]
+pub struct CachingReader<R> {
+    inner: R,
+    writer: Option<CacheWriter>,
+    hasher: Sha256,
+    expected: String,
+}
+
+impl<R: Read> CachingReader<R> {
+    pub fn new(inner: R, writer: Option<CacheWriter>, expected: &str) -> Self {
+        Self {
+            inner,
+            writer,
+            hasher: Sha256::new(),
+            expected: expected.into(),
+        }
+    }
+}
+
+impl<R: Read> Read for CachingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(writer) = &mut self.writer {
+            if n == 0 {
+                let digest: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                if format!("sha256:{hex}") == self.expected {
+                    writer.commit();
+                }
+                self.writer = None;
+            } else {
+                self.hasher.update(&buf[..n]);
+                if writer.file.write_all(&buf[..n]).is_err() {
+                    self.writer = None;
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_verified_blobs_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let good = b"layer bytes";
+        let digest = crate::client::sha256_digest(good);
+        let mut reader = CachingReader::new(&good[..], cache.writer(&digest), &digest);
+        io::copy(&mut reader, &mut io::sink()).unwrap();
+        assert!(cache.get(&digest).is_some());
+
+        let wrong = crate::client::sha256_digest(b"other");
+        let mut reader = CachingReader::new(&good[..], cache.writer(&wrong), &wrong);
+        io::copy(&mut reader, &mut io::sink()).unwrap();
+        assert!(cache.get(&wrong).is_none());
+        // No temporary file is left behind.
+        let names: Vec<_> = fs::read_dir(dir.path().join("blobs/sha256"))
+            .unwrap()
+            .collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn an_abandoned_download_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let digest = crate::client::sha256_digest(b"x");
+        let mut reader = CachingReader::new(&b"xyz"[..], cache.writer(&digest), &digest);
+        let mut one = [0u8; 1];
+        reader.read_exact(&mut one).unwrap();
+        drop(reader);
+        assert_eq!(
+            fs::read_dir(dir.path().join("blobs/sha256"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! Images by reference: registries and local engines.
+//!
+//! This crate owns the docker reference grammar ([`Reference`]), the OCI distribution client
+//! ([`RegistryClient`]: token and basic auth with docker/podman credentials, TLS with extra
+//! CAs, retries, resumable blob downloads), the verified content-addressed blob cache
+//! ([`BlobCache`]), the registry as a [`drydock_source::BlobStore`] ([`RemoteStore`]), and the
+//! Docker/podman engine export ([`Engine`]).
+//!
+//! It must never put a secret in an error, a log or a `Debug` string, never send a credential
+//! to a host other than the one it belongs to, never keep an unverified blob in its cache, and
+//! never talk to a network unless asked to scan a reference.
+
+mod auth;
+mod cache;
+mod client;
+mod engine;
+mod error;
+mod reference;
+mod store;
+
+pub use auth::{Credential, Secret, password_from};
+pub use cache::BlobCache;
+pub use client::{ClientOptions, RegistryClient};
+pub use engine::Engine;
+pub use error::RegistryError;
+pub use reference::{Reference, ReferenceError};
+pub use store::RemoteStore;
