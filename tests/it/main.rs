@@ -4,8 +4,11 @@
 // Test helpers panic on purpose: a failed step is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod engine;
 mod formats;
 mod hostile;
 mod interpreter;
+mod registry;
+mod registry_support;
 mod support;
 mod tree_vs_umoci;

@@ -23,6 +23,7 @@ const NEEDED: &[(&str, &str)] = &[
     ("/usr/bin/gcc", "gcc"),
     ("/usr/bin/zstd", "zstd"),
     ("/usr/bin/time", "time"),
+    ("/usr/sbin/dockerd", "docker.io"),
 ];
 
 pub fn ensure() -> anyhow::Result<()> {

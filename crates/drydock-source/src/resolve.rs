@@ -701,6 +701,16 @@ mod tests {
     }
 
     #[test]
+    fn schema_1_manifests_are_refused_with_advice() {
+        let schema1 =
+            br#"{"schemaVersion": 1, "name": "a", "tag": "b", "fsLayers": [], "signatures": []}"#;
+        let Err(error) = parse_document(schema1, "sha256:x") else {
+            panic!("schema 1 accepted")
+        };
+        assert!(error.to_string().contains("re-push"), "{error}");
+    }
+
+    #[test]
     fn layer_media_types() {
         assert_eq!(
             classify_layer("application/vnd.oci.image.layer.v1.tar+zstd"),
