@@ -17,6 +17,20 @@ pub enum Command {
     Scan(ScanArgs),
     /// Print the image's final filesystem, as the layers build it.
     Tree(TreeArgs),
+    /// Show what drydock knows about one file: ELF facts, and where the loader finds each
+    /// library it needs.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The file inside the image, e.g. /app/server.
+    pub path: String,
+    /// `text` or `json`.
+    #[arg(long, value_enum, default_value_t = TreeFormat::Text)]
+    pub format: TreeFormat,
 }
 
 /// Which image to read.

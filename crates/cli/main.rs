@@ -3,6 +3,7 @@
 
 mod args;
 mod exit;
+mod inspect;
 mod pipeline;
 mod tree;
 
@@ -31,6 +32,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Scan(args) => scan(args),
         Command::Tree(args) => tree::run(args),
+        Command::Inspect(args) => inspect::run(args),
     }
 }
 

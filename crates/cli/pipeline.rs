@@ -340,7 +340,7 @@ fn source_label(spec: &ImageSpec, image: &Image) -> String {
 }
 
 /// The runtime view of the image config that checks use.
-fn runtime_config(image: &Image) -> RuntimeConfig {
+pub fn runtime_config(image: &Image) -> RuntimeConfig {
     let Some(config) = image.config.config() else {
         return RuntimeConfig::default();
     };
@@ -367,12 +367,7 @@ pub fn report(scanned: &Scanned, gate: Gate) -> Report {
             created_by: l.created_by.clone(),
         })
         .collect();
-    let cx = ImageContext {
-        tree: &scanned.tree,
-        config: &config,
-        platform: &platform,
-        layers: &layer_infos,
-    };
+    let cx = ImageContext::new(&scanned.tree, &config, &platform, &layer_infos);
     let findings = drydock_checks::run_all(&cx);
     let (score, grade) = drydock_report::score(&findings);
     let stats = scanned.tree.layer_stats();

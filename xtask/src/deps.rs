@@ -24,6 +24,7 @@ const NEEDED: &[(&str, &str)] = &[
     ("/usr/bin/zstd", "zstd"),
     ("/usr/bin/time", "time"),
     ("/usr/sbin/dockerd", "docker.io"),
+    ("/usr/sbin/debootstrap", "debootstrap"),
 ];
 
 pub fn ensure() -> anyhow::Result<()> {

@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::cmd::run;
 
-const RECIPE: &str = "fixtures-v3";
+const RECIPE: &str = "fixtures-v8";
 
 pub fn default_dir(root: &Path) -> PathBuf {
     root.join("target/fixtures")
@@ -40,6 +40,8 @@ pub fn build_all(root: &Path, out: &Path) -> anyhow::Result<()> {
     layers_edge(out, &bins)?;
     multi(out)?;
     platforms(out, &bins)?;
+    elf_fixtures(out, &bins)?;
+    debian(out)?;
     fs::remove_dir_all(out.join("build")).ok();
     fs::write(&stamp, RECIPE)?;
     eprintln!("fixtures built in {}", out.display());
@@ -68,23 +70,82 @@ pub fn build_sample(root: &Path) -> anyhow::Result<()> {
 struct Binaries {
     hello_glibc: PathBuf,
     hello_musl: PathBuf,
+    hello_debug: PathBuf,
     server_amd64: PathBuf,
     server_arm64: PathBuf,
+    server_unstripped: PathBuf,
+    server_cgo: PathBuf,
+    greeter: PathBuf,
+    greeter_origin: PathBuf,
+    libgreet: PathBuf,
+    libgreet_origin: PathBuf,
+    libvoice: PathBuf,
 }
 
 fn compile(root: &Path, build: &Path) -> anyhow::Result<Binaries> {
     fs::create_dir_all(build)?;
     let src = root.join("testdata/src");
+    let gcc =
+        |compiler: &str, flags: &[&str], out: &Path, inputs: &[&Path]| -> anyhow::Result<()> {
+            run(Command::new(compiler)
+                .args(flags)
+                .arg("-o")
+                .arg(out)
+                .args(inputs))
+        };
     let hello_glibc = build.join("hello-glibc");
-    run(Command::new("gcc")
-        .args(["-O2", "-o"])
-        .arg(&hello_glibc)
-        .arg(src.join("hello.c")))?;
+    gcc("gcc", &["-O2", "-s"], &hello_glibc, &[&src.join("hello.c")])?;
     let hello_musl = build.join("hello-musl");
-    run(Command::new("musl-gcc")
-        .args(["-O2", "-o"])
-        .arg(&hello_musl)
-        .arg(src.join("hello.c")))?;
+    gcc(
+        "musl-gcc",
+        &["-O2", "-s"],
+        &hello_musl,
+        &[&src.join("hello.c")],
+    )?;
+    let hello_debug = build.join("hello-debug");
+    gcc("gcc", &["-O0", "-g"], &hello_debug, &[&src.join("hello.c")])?;
+    let libvoice = build.join("libvoice.so.1");
+    gcc(
+        "gcc",
+        &["-O2", "-s", "-shared", "-fPIC", "-Wl,-soname,libvoice.so.1"],
+        &libvoice,
+        &[&src.join("libvoice.c")],
+    )?;
+    let libgreet = build.join("libgreet.so.1");
+    gcc(
+        "gcc",
+        &["-O2", "-s", "-shared", "-fPIC", "-Wl,-soname,libgreet.so.1"],
+        &libgreet,
+        &[&src.join("libgreet.c"), &libvoice],
+    )?;
+    // The same library with its own RUNPATH of $ORIGIN, so that it finds libvoice beside it.
+    let libgreet_origin = build.join("libgreet-origin.so.1");
+    gcc(
+        "gcc",
+        &[
+            "-O2",
+            "-s",
+            "-shared",
+            "-fPIC",
+            "-Wl,-soname,libgreet.so.1,--enable-new-dtags,-rpath,$ORIGIN",
+        ],
+        &libgreet_origin,
+        &[&src.join("libgreet.c"), &libvoice],
+    )?;
+    let greeter = build.join("greeter");
+    gcc(
+        "gcc",
+        &["-O2", "-s"],
+        &greeter,
+        &[&src.join("greeter.c"), &libgreet, &libvoice],
+    )?;
+    let greeter_origin = build.join("greeter-origin");
+    gcc(
+        "gcc",
+        &["-O2", "-s", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib"],
+        &greeter_origin,
+        &[&src.join("greeter.c"), &libgreet, &libvoice],
+    )?;
     let go_env = |cmd: &mut Command, arch: &str| {
         cmd.env("CGO_ENABLED", "0")
             .env("GOOS", "linux")
@@ -95,24 +156,51 @@ fn compile(root: &Path, build: &Path) -> anyhow::Result<Binaries> {
             .env("GO111MODULE", "off")
             .env("GOPROXY", "off");
     };
-    let mut servers = Vec::new();
-    for arch in ["amd64", "arm64"] {
-        let out = build.join(format!("server-{arch}"));
+    let go_build = |out: &Path, arch: &str, flags: &[&str], cgo: bool| -> anyhow::Result<()> {
         let mut go = Command::new("go");
-        go.args(["build", "-trimpath", "-ldflags=-s -w", "-o"])
-            .arg(&out)
+        go.arg("build")
+            .args(flags)
+            .arg("-o")
+            .arg(out)
             .arg(src.join("goserver/main.go"));
         go_env(&mut go, arch);
-        run(&mut go)?;
-        servers.push(out);
-    }
-    let server_arm64 = servers.pop().context("arm64 build")?;
-    let server_amd64 = servers.pop().context("amd64 build")?;
+        if cgo {
+            go.env("CGO_ENABLED", "1");
+        }
+        run(&mut go)
+    };
+    let server_amd64 = build.join("server-amd64");
+    go_build(
+        &server_amd64,
+        "amd64",
+        &["-trimpath", "-ldflags=-s -w"],
+        false,
+    )?;
+    let server_arm64 = build.join("server-arm64");
+    go_build(
+        &server_arm64,
+        "arm64",
+        &["-trimpath", "-ldflags=-s -w"],
+        false,
+    )?;
+    let server_unstripped = build.join("server-unstripped");
+    go_build(&server_unstripped, "amd64", &[], false)?;
+    // cgo: linked against the build machine's glibc, as `golang:*` images build by default.
+    let server_cgo = build.join("server-cgo");
+    go_build(&server_cgo, "amd64", &["-ldflags=-s -w"], true)?;
     Ok(Binaries {
         hello_glibc,
         hello_musl,
+        hello_debug,
         server_amd64,
         server_arm64,
+        server_unstripped,
+        server_cgo,
+        greeter,
+        greeter_origin,
+        libgreet,
+        libgreet_origin,
+        libvoice,
     })
 }
 
@@ -466,6 +554,260 @@ fn write_edge_layer(path: &Path) -> anyhow::Result<()> {
     fifo.set_gid(1000);
     tar.append_data(&mut fifo, "run/app.fifo", std::io::empty())?;
     tar.into_inner()?.flush()?;
+    Ok(())
+}
+
+/// Where a glibc base comes from: this machine (Debian 12, glibc 2.36), or a `libc6` package
+/// unpacked from Debian 11 (glibc 2.31) for the "glibc too old" fixture.
+enum Glibc<'a> {
+    Host,
+    Package(&'a Path),
+}
+
+/// A Debian-like glibc base: the loader and libc in the multiarch directory, `/lib64` pointing
+/// at the loader, and a real `/etc/ld.so.cache` written by `ldconfig -r`.
+fn glibc_base(builder: &Builder, glibc: &Glibc<'_>) -> anyhow::Result<()> {
+    let multiarch = "lib/x86_64-linux-gnu";
+    match glibc {
+        Glibc::Host => {
+            for lib in ["ld-linux-x86-64.so.2", "libc.so.6"] {
+                let real = fs::canonicalize(format!("/{multiarch}/{lib}"))?;
+                builder.put(&format!("{multiarch}/{lib}"), &real, 0o755)?;
+            }
+            builder.link(
+                "lib64/ld-linux-x86-64.so.2",
+                &format!("/{multiarch}/ld-linux-x86-64.so.2"),
+            )?;
+        }
+        Glibc::Package(dir) => {
+            run(Command::new("cp")
+                .arg("-a")
+                .arg(format!("{}/.", dir.display()))
+                .arg(builder.rootfs()))?;
+        }
+    }
+    builder.put("bin/busybox", Path::new("/bin/busybox"), 0o755)?;
+    builder.link("bin/sh", "busybox")?;
+    builder.write("etc/passwd", PASSWD.as_bytes(), 0o644)?;
+    builder.write("etc/group", GROUP.as_bytes(), 0o644)?;
+    builder.write(
+        "etc/ld.so.conf",
+        b"include /etc/ld.so.conf.d/*.conf\n",
+        0o644,
+    )?;
+    builder.dir("etc/ld.so.conf.d", 0o755)?;
+    builder.dir("tmp", 0o1777)?;
+    ldconfig(builder)?;
+    builder.commit("ADD debian-glibc-base.tar /")
+}
+
+fn ldconfig(builder: &Builder) -> anyhow::Result<()> {
+    run(Command::new("ldconfig").arg("-r").arg(builder.rootfs()))
+}
+
+/// Debian 11's glibc 2.31, unpacked with dpkg from the package apt downloads.
+fn bullseye_glibc(out: &Path) -> anyhow::Result<PathBuf> {
+    let work = out.join("build/bullseye");
+    let lists = work.join("lists");
+    let cache = work.join("cache");
+    fs::create_dir_all(lists.join("partial"))?;
+    fs::create_dir_all(cache.join("archives/partial"))?;
+    let sources = work.join("sources.list");
+    fs::write(&sources, "deb http://deb.debian.org/debian bullseye main\n")?;
+    let options = [
+        format!("Dir::Etc::SourceList={}", sources.display()),
+        "Dir::Etc::SourceParts=/dev/null".to_owned(),
+        format!("Dir::State::Lists={}", lists.display()),
+        format!("Dir::Cache={}", cache.display()),
+    ];
+    let apt = |program: &str| {
+        let mut command = Command::new(program);
+        for option in &options {
+            command.args(["-o", option]);
+        }
+        command
+    };
+    run(apt("apt-get").args(["update", "-qq"]))?;
+    let madison = crate::cmd::output(apt("apt-cache").args(["madison", "libc6"]))?;
+    let version = madison
+        .lines()
+        .find(|l| l.contains("bullseye"))
+        .and_then(|l| l.split('|').nth(1))
+        .map(str::trim)
+        .context("libc6 in bullseye")?
+        .to_owned();
+    run(apt("apt-get")
+        .args(["download", &format!("libc6={version}")])
+        .current_dir(&work))?;
+    let deb = fs::read_dir(&work)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .context("the downloaded libc6 package")?;
+    let unpacked = work.join("root");
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked))?;
+    // Only the C library itself: locale data and gconv modules are not needed to start.
+    let _ = fs::remove_dir_all(unpacked.join("usr/share"));
+    let _ = fs::remove_dir_all(unpacked.join("usr/lib/x86_64-linux-gnu/gconv"));
+    Ok(unpacked)
+}
+
+/// Images for the ELF checks, each failing one way, and their healthy twins.
+fn elf_fixtures(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
+    let lib = "usr/lib/x86_64-linux-gnu";
+    let image = |name: &str,
+                 make: &dyn Fn(&Builder) -> anyhow::Result<()>,
+                 config: &[&str]|
+     -> anyhow::Result<()> {
+        let builder = Builder::new(&out.join(name))?;
+        glibc_base(&builder, &Glibc::Host)?;
+        make(&builder)?;
+        builder.config(config)?;
+        builder.finish()?;
+        Ok(())
+    };
+    let greeter_entry = ["--config.entrypoint", "/app/greeter"];
+    // No libgreet at all.
+    image(
+        "lib-missing",
+        &|b| {
+            b.put("app/greeter", &bins.greeter, 0o755)?;
+            b.commit("COPY --from=build /out/greeter /app/greeter")
+        },
+        &greeter_entry,
+    )?;
+    // libgreet is there, but the libvoice it needs is not.
+    image(
+        "lib-chain",
+        &|b| {
+            b.put(&format!("{lib}/libgreet.so.1"), &bins.libgreet, 0o644)?;
+            ldconfig(b)?;
+            b.put("app/greeter", &bins.greeter, 0o755)?;
+            b.commit("COPY libgreet.so.1 /usr/lib/x86_64-linux-gnu/ && COPY greeter /app/")
+        },
+        &greeter_entry,
+    )?;
+    // The healthy twin: both, found through the cache.
+    image(
+        "lib-present",
+        &|b| {
+            b.put(&format!("{lib}/libgreet.so.1"), &bins.libgreet, 0o644)?;
+            b.put(&format!("{lib}/libvoice.so.1"), &bins.libvoice, 0o644)?;
+            ldconfig(b)?;
+            b.put("app/greeter", &bins.greeter, 0o755)?;
+            b.commit("RUN apt-get install libgreet1 && COPY greeter /app/")
+        },
+        &greeter_entry,
+    )?;
+    // RUNPATH=$ORIGIN/../lib, libraries shipped beside the program, each with its own RUNPATH.
+    image(
+        "lib-runpath",
+        &|b| {
+            b.put("app/lib/libgreet.so.1", &bins.libgreet_origin, 0o644)?;
+            b.put("app/lib/libvoice.so.1", &bins.libvoice, 0o644)?;
+            b.put("app/bin/greeter", &bins.greeter_origin, 0o755)?;
+            b.commit("COPY --from=build /out/app /app")
+        },
+        &["--config.entrypoint", "/app/bin/greeter"],
+    )?;
+    // The trap: DT_RUNPATH applies to the program's own needs only, so libgreet (without a
+    // run path of its own) cannot find libvoice, though it sits in the same directory.
+    image(
+        "lib-runpath-indirect",
+        &|b| {
+            b.put("app/lib/libgreet.so.1", &bins.libgreet, 0o644)?;
+            b.put("app/lib/libvoice.so.1", &bins.libvoice, 0o644)?;
+            b.put("app/bin/greeter", &bins.greeter_origin, 0o755)?;
+            b.commit("COPY --from=build /out/app /app")
+        },
+        &["--config.entrypoint", "/app/bin/greeter"],
+    )?;
+    // LD_LIBRARY_PATH from the config, and the same libraries without it.
+    for (name, env) in [
+        (
+            "lib-ld-library-path",
+            Some("LD_LIBRARY_PATH=/opt/greet/lib"),
+        ),
+        ("lib-not-on-path", None),
+    ] {
+        let mut config = vec!["--config.entrypoint", "/app/greeter"];
+        if let Some(env) = env {
+            config.extend(["--config.env", env]);
+        }
+        image(
+            name,
+            &|b| {
+                b.put("opt/greet/lib/libgreet.so.1", &bins.libgreet, 0o644)?;
+                b.put("opt/greet/lib/libvoice.so.1", &bins.libvoice, 0o644)?;
+                b.put("app/greeter", &bins.greeter, 0o755)?;
+                b.commit("COPY --from=build /opt/greet /opt/greet && COPY greeter /app/")
+            },
+            &config,
+        )?;
+    }
+    // The directory is in ld.so.conf.d, but nobody ran ldconfig afterwards.
+    image(
+        "lib-stale-cache",
+        &|b| {
+            b.write("etc/ld.so.conf.d/greet.conf", b"/opt/greet/lib\n", 0o644)?;
+            b.put("opt/greet/lib/libgreet.so.1", &bins.libgreet, 0o644)?;
+            b.put("opt/greet/lib/libvoice.so.1", &bins.libvoice, 0o644)?;
+            b.put("app/greeter", &bins.greeter, 0o755)?;
+            b.commit(
+                "COPY greet.conf /etc/ld.so.conf.d/ && COPY --from=build /opt/greet /opt/greet",
+            )
+        },
+        &greeter_entry,
+    )?;
+    // A program built against glibc 2.36 on a glibc 2.31 base.
+    let old = bullseye_glibc(out)?;
+    let builder = Builder::new(&out.join("glibc-too-old"))?;
+    glibc_base(&builder, &Glibc::Package(&old))?;
+    builder.put("app/hello", &bins.hello_glibc, 0o755)?;
+    builder.commit("COPY --from=build /out/hello /app/hello")?;
+    builder.config(&["--config.entrypoint", "/app/hello"])?;
+    builder.finish()?;
+    // A cgo Go binary on a musl base.
+    let builder = Builder::new(&out.join("cgo-on-musl"))?;
+    musl_base(&builder)?;
+    builder.put("app/server", &bins.server_cgo, 0o755)?;
+    builder.commit("COPY --from=golang-build /out/server /app/server")?;
+    builder.config(&["--config.entrypoint", "/app/server"])?;
+    builder.finish()?;
+    // An x86-64 program in an image that says arm64.
+    go_image(&out.join("wrong-arch"), &bins.server_amd64, "arm64")?;
+    // Symbols and debug information left in.
+    go_image(&out.join("go-unstripped"), &bins.server_unstripped, "amd64")?;
+    image(
+        "c-debug",
+        &|b| {
+            b.put("app/hello", &bins.hello_debug, 0o755)?;
+            b.commit("COPY --from=build /out/hello /app/hello  # built with -g")
+        },
+        &["--config.entrypoint", "/app/hello"],
+    )?;
+    Ok(())
+}
+
+/// A real Debian image: `debootstrap --variant=minbase bookworm` with python3, numpy, perl,
+/// scipy, git, curl, gcc and their libraries: thousands of ELF files, the
+/// image on which no ELF check may fire (a false positive here is a bug).
+fn debian(out: &Path) -> anyhow::Result<()> {
+    let builder = Builder::new(&out.join("debian"))?;
+    run(Command::new("debootstrap")
+        .args([
+            "--variant=minbase",
+            "--include=python3-scipy,perl,curl,git,openssh-client,gnupg,iproute2,gcc,sqlite3",
+            "bookworm",
+        ])
+        .arg(builder.rootfs())
+        .arg("http://deb.debian.org/debian"))?;
+    // What docker's debian images drop: apt lists and the debootstrap log.
+    let _ = fs::remove_dir_all(builder.rootfs().join("var/lib/apt/lists"));
+    let _ = fs::remove_dir_all(builder.rootfs().join("debootstrap"));
+    builder.commit("debootstrap --variant=minbase bookworm")?;
+    builder.config(&["--config.cmd", "bash"])?;
+    builder.finish()?;
     Ok(())
 }
 

@@ -1,8 +1,16 @@
-use drydock_facts::FileFacts;
-use drydock_layers::Tree;
+use std::sync::OnceLock;
+
+use drydock_facts::{ElfFacts, FileFacts};
+use drydock_layers::{FileKind, NodeId, Tree, path};
+
+use crate::finding::Severity;
+use crate::loader::{Loader, Outcome};
 
 /// The image's final filesystem with the facts read from its files.
 pub type ImageTree = Tree<FileFacts>;
+
+/// The search path runtimes use when the config sets none (containerd, docker, podman).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What the image config tells the runtime (the parts checks use).
 #[derive(Debug, Clone, Default)]
@@ -14,12 +22,50 @@ pub struct RuntimeConfig {
     pub working_dir: Option<String>,
 }
 
+impl RuntimeConfig {
+    pub fn env_var(&self, name: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix(name)?.strip_prefix('='))
+    }
+
+    /// The command the runtime starts: `Entrypoint` followed by `Cmd`.
+    pub fn argv(&self) -> Vec<&str> {
+        self.entrypoint
+            .iter()
+            .chain(&self.cmd)
+            .map(String::as_str)
+            .collect()
+    }
+}
+
 /// A layer as findings cite it.
 #[derive(Debug, Clone)]
 pub struct LayerInfo {
     pub index: usize,
     pub digest: Option<String>,
     pub created_by: Option<String>,
+}
+
+/// A dynamically linked program and what the loader makes of it.
+#[derive(Debug)]
+pub struct ProgramLoad<'a> {
+    pub path: String,
+    pub node: NodeId,
+    pub outcome: Outcome<'a>,
+}
+
+/// Work several checks share, done once per image.
+#[derive(Debug)]
+pub struct Analysis<'a> {
+    /// The program the runtime starts, and its path.
+    pub entrypoint: Option<(String, NodeId)>,
+    /// Every dynamically linked program whose interpreter is present, loaded.
+    pub programs: Vec<ProgramLoad<'a>>,
+    /// Nodes the entrypoint loads (itself, its interpreter and libraries).
+    pub reached: Vec<NodeId>,
+    pub has_ld_cache: bool,
 }
 
 /// Everything a check may look at.
@@ -30,4 +76,120 @@ pub struct ImageContext<'a> {
     /// `os/arch[/variant]` from the image config.
     pub platform: &'a str,
     pub layers: &'a [LayerInfo],
+    analysis: OnceLock<Analysis<'a>>,
+}
+
+impl<'a> ImageContext<'a> {
+    pub fn new(
+        tree: &'a ImageTree,
+        config: &'a RuntimeConfig,
+        platform: &'a str,
+        layers: &'a [LayerInfo],
+    ) -> Self {
+        Self {
+            tree,
+            config,
+            platform,
+            layers,
+            analysis: OnceLock::new(),
+        }
+    }
+
+    /// Every regular file with ELF facts: (path, node, facts, mode).
+    pub fn elf_files(&self) -> impl Iterator<Item = (String, NodeId, &'a ElfFacts, u32)> + 'a {
+        let tree = self.tree;
+        tree.entries().into_iter().filter_map(move |(p, id)| {
+            let entry = tree.entry(id);
+            if entry.kind != FileKind::File {
+                return None;
+            }
+            let facts = entry.fact?.elf()?;
+            Some((path::display(&p), id, facts, entry.meta.mode))
+        })
+    }
+
+    pub fn analysis(&self) -> &Analysis<'a> {
+        self.analysis.get_or_init(|| {
+            let loader = Loader::new(self.tree, &self.config.env);
+            let entrypoint = self.entrypoint_program();
+            let mut programs = Vec::new();
+            for (file, node, facts, mode) in self.elf_files() {
+                let interpreter_present = facts.interpreter.as_deref().is_some_and(|i| {
+                    self.tree
+                        .resolve(i.as_bytes(), true)
+                        .is_ok_and(|n| self.tree.entry(n).kind == FileKind::File)
+                });
+                if mode & 0o111 == 0
+                    || !facts.is_program()
+                    || !facts.dynamic
+                    || !interpreter_present
+                {
+                    continue;
+                }
+                let outcome = loader.load(&file, facts, node);
+                programs.push(ProgramLoad {
+                    path: file,
+                    node,
+                    outcome,
+                });
+            }
+            let reached = entrypoint
+                .as_ref()
+                .and_then(|(_, node)| programs.iter().find(|p| p.node == *node))
+                .map(|p| p.outcome.objects.iter().map(|o| o.node).collect())
+                .unwrap_or_else(|| entrypoint.iter().map(|(_, n)| *n).collect());
+            Analysis {
+                entrypoint,
+                programs,
+                reached,
+                has_ld_cache: loader.has_cache(),
+            }
+        })
+    }
+
+    /// The file the runtime executes: `argv[0]` of `Entrypoint` + `Cmd`, found as the runtime
+    /// finds it (relative to `WorkingDir`, or through `PATH`).
+    pub fn entrypoint_program(&self) -> Option<(String, NodeId)> {
+        let argv0 = *self.config.argv().first()?;
+        let candidates: Vec<String> = if argv0.contains('/') {
+            let base = self.config.working_dir.as_deref().unwrap_or("/");
+            vec![if argv0.starts_with('/') {
+                argv0.to_owned()
+            } else {
+                format!("{}/{argv0}", base.trim_end_matches('/'))
+            }]
+        } else {
+            let search = self.config.env_var("PATH").unwrap_or(DEFAULT_PATH);
+            search
+                .split(':')
+                .filter(|d| !d.is_empty())
+                .map(|d| format!("{}/{argv0}", d.trim_end_matches('/')))
+                .collect()
+        };
+        candidates.into_iter().find_map(|file| {
+            let node = self.tree.resolve(file.as_bytes(), true).ok()?;
+            (self.tree.entry(node).kind == FileKind::File).then(|| {
+                let real = self
+                    .tree
+                    .canonical(file.as_bytes())
+                    .map(|p| path::display(&p))
+                    .unwrap_or(file);
+                (real, node)
+            })
+        })
+    }
+
+    /// The severity of a finding about `node`: as given when the entrypoint reaches it, one
+    /// level lower otherwise, with the reason to add to the message.
+    pub fn reach(&self, node: NodeId, severity: Severity) -> (Severity, Option<String>) {
+        let analysis = self.analysis();
+        if analysis.reached.contains(&node) {
+            return (severity, None);
+        }
+        let why = match &analysis.entrypoint {
+            Some((program, _)) => format!("The image's entrypoint ({program}) does not load it, so this breaks only what runs it."),
+            None => "The image has no entrypoint program to reach it from, so this breaks only what runs it.".to_owned(),
+        };
+        (severity.lowered(), Some(why))
+    }
 }

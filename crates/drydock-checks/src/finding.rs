@@ -21,6 +21,16 @@ impl Severity {
         Self::Info,
     ];
 
+    /// One level less severe (info stays info).
+    pub fn lowered(self) -> Self {
+        match self {
+            Self::Critical => Self::High,
+            Self::High => Self::Medium,
+            Self::Medium => Self::Low,
+            Self::Low | Self::Info => Self::Info,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Critical => "critical",

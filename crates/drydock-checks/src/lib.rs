@@ -10,10 +10,15 @@
 mod checks;
 mod context;
 mod finding;
+mod ldcache;
+pub mod loader;
 
 pub use checks::all;
-pub use context::{ImageContext, ImageTree, LayerInfo, RuntimeConfig};
+pub use context::{
+    Analysis, DEFAULT_PATH, ImageContext, ImageTree, LayerInfo, ProgramLoad, RuntimeConfig,
+};
 pub use finding::{Finding, Severity};
+pub use ldcache::LdCache;
 
 /// A rule with a stable identity.
 pub trait Check: Sync {

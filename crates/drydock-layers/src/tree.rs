@@ -427,6 +427,53 @@ impl<F> Tree<F> {
         Ok(*ancestors.last().unwrap_or(&ROOT))
     }
 
+    /// The path `path` really names: symlinks followed (all of them), `.` and `..` folded,
+    /// as `realpath(3)` inside the image. Normalised, without a leading `/`.
+    pub fn canonical(&self, path: &[u8]) -> Result<Vec<u8>, Lookup> {
+        let mut names: Vec<Box<[u8]>> = Vec::new();
+        let mut ancestors = vec![ROOT];
+        let mut pending: Vec<Box<[u8]>> = path::components(path).rev().map(Into::into).collect();
+        let mut hops = 0;
+        while let Some(component) = pending.pop() {
+            match &*component {
+                b"." => continue,
+                b".." => {
+                    if ancestors.len() > 1 {
+                        ancestors.pop();
+                        names.pop();
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let current = *ancestors.last().unwrap_or(&ROOT);
+            let NodeKind::Dir(children) = &self.nodes[current.0 as usize].kind else {
+                return Err(Lookup::NotADirectory);
+            };
+            let Some(&child) = children.get(&component) else {
+                return Err(Lookup::Missing {
+                    parent: current,
+                    name: component.into(),
+                });
+            };
+            if let NodeKind::Symlink(target) = &self.nodes[child.0 as usize].kind {
+                hops += 1;
+                if hops > MAX_SYMLINK_HOPS {
+                    return Err(Lookup::TooManyLinks);
+                }
+                if target.starts_with(b"/") {
+                    ancestors.truncate(1);
+                    names.clear();
+                }
+                pending.extend(path::components(target).rev().map(Into::into));
+                continue;
+            }
+            ancestors.push(child);
+            names.push(component);
+        }
+        Ok(names.join(&b'/'))
+    }
+
     /// Describes a node.
     pub fn entry(&self, id: NodeId) -> EntryView<'_, F> {
         let node = &self.nodes[id.0 as usize];
@@ -627,6 +674,30 @@ mod tests {
         assert_eq!(tree.resolve(b"abs", true), Ok(ld));
         assert_eq!(tree.resolve(b"up/lib64/ld.so", true), Ok(ld));
         assert_ne!(tree.resolve(b"abs", false), Ok(ld));
+    }
+
+    #[test]
+    fn canonical_paths_follow_every_link() {
+        let mut tree = Tree::new();
+        tree.apply(
+            0,
+            vec![
+                dir("usr/lib/x86_64-linux-gnu"),
+                symlink("lib", "usr/lib"),
+                symlink("usr/lib/x86_64-linux-gnu/libc.so", "../../../lib/real.so"),
+            ],
+        )
+        .unwrap();
+        tree.apply(1, vec![file("usr/lib/real.so", 1)]).unwrap();
+        assert_eq!(
+            tree.canonical(b"/lib/x86_64-linux-gnu/libc.so").unwrap(),
+            b"usr/lib/real.so"
+        );
+        assert_eq!(
+            tree.canonical(b"lib/x86_64-linux-gnu/../x86_64-linux-gnu")
+                .unwrap(),
+            b"usr/lib/x86_64-linux-gnu"
+        );
     }
 
     #[test]

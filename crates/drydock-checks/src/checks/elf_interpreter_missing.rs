@@ -151,14 +151,17 @@ impl Check for InterpreterMissing {
             let image = *libc.get_or_insert_with(|| image_libc(cx));
             let (why, fix) = diagnosis(elf.libc(), image);
             let shown = path::display(&path);
+            let (severity, reach) = cx.reach(id, self.severity());
             findings.push(Finding {
                 id: ID.into(),
-                severity: self.severity(),
+                severity,
                 title: "ELF interpreter missing".into(),
                 message: format!(
-                    "The container fails at start with \"exec {shown}: no such file or directory\": \
-                     {shown} needs the program loader {interpreter}, but {}; {why}.",
-                    explain_absence(cx, interpreter)
+                    "{} \"exec {shown}: no such file or directory\": {shown} needs the program loader \
+                     {interpreter}, but {}; {why}.{}",
+                    if reach.is_none() { "The container fails at start with" } else { "Running it fails with" },
+                    explain_absence(cx, interpreter),
+                    reach.map(|r| format!(" {r}")).unwrap_or_default()
                 ),
                 path: Some(shown),
                 layer: Some(entry.layer as usize),

@@ -1,0 +1,545 @@
+//! The dynamic loader, emulated inside the image: which file each `DT_NEEDED` name loads,
+//! following glibc's or musl's search rules, all within the image root.
+//!
+//! glibc (`elf/dl-load.c`): a name with a slash is a path; otherwise `DT_RPATH` of the object
+//! and of the objects that loaded it (only while they have no `DT_RUNPATH`), `LD_LIBRARY_PATH`,
+//! the object's own `DT_RUNPATH`, `/etc/ld.so.cache`, then the built-in directories.
+//! musl (`ldso/dynlink.c`): `LD_LIBRARY_PATH`, the run path of the object and its loaders,
+//! then `/etc/ld-musl-$ARCH.path` or `/lib:/usr/local/lib:/usr/lib`; and the names musl's
+//! `libc.so` provides itself are never looked for. Both skip candidates of another class or
+//! machine, and reuse an object already loaded under that name.
+
+use std::collections::VecDeque;
+
+use drydock_facts::{ElfClass, ElfFacts, ElfKind, Libc};
+use drydock_layers::{FileKind, NodeId, path};
+
+use crate::context::ImageTree;
+use crate::ldcache::{LdCache, required_flags};
+
+/// How a library was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    Program,
+    Interpreter,
+    Path,
+    Rpath,
+    LdLibraryPath,
+    Runpath,
+    LdSoCache,
+    DefaultPath,
+    MuslPath,
+    AlreadyLoaded,
+}
+
+impl Via {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Program => "the program",
+            Self::Interpreter => "the program loader",
+            Self::Path => "a path in DT_NEEDED",
+            Self::Rpath => "DT_RPATH",
+            Self::LdLibraryPath => "LD_LIBRARY_PATH",
+            Self::Runpath => "DT_RUNPATH",
+            Self::LdSoCache => "/etc/ld.so.cache",
+            Self::DefaultPath => "the default directories",
+            Self::MuslPath => "musl's search path",
+            Self::AlreadyLoaded => "already loaded",
+        }
+    }
+}
+
+/// An object the loader maps.
+#[derive(Debug, Clone)]
+pub struct Loaded<'a> {
+    /// The absolute path it was opened by.
+    pub path: String,
+    pub node: NodeId,
+    pub facts: &'a ElfFacts,
+    /// The `DT_NEEDED` name it was loaded for (the program's own path for the program).
+    pub name: String,
+    pub needed_by: Option<usize>,
+    pub via: Via,
+}
+
+/// What a `DT_NEEDED` entry resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Object(usize),
+    /// A name musl's libc provides itself (`libc.so`, `libpthread.so.0`, ...).
+    MuslBuiltin,
+    Missing {
+        /// Candidates skipped for being of another class or machine.
+        skipped: Vec<String>,
+        /// Where it is, if only the loader looked there (an `ld.so.conf` directory without a
+        /// fresh cache).
+        hint: Option<String>,
+    },
+}
+
+/// The result of loading one program.
+#[derive(Debug, Clone)]
+pub struct Outcome<'a> {
+    pub objects: Vec<Loaded<'a>>,
+    /// For each object, its `DT_NEEDED` names and what they resolved to.
+    pub deps: Vec<Vec<(String, Target)>>,
+    pub flavour: Libc,
+}
+
+impl Outcome<'_> {
+    /// "/app/x needs libfoo.so.1, which needs libbar.so.2": the chain to `object`.
+    pub fn chain(&self, mut object: usize) -> Vec<String> {
+        let mut chain = vec![self.objects[object].path.clone()];
+        while let Some(parent) = self.objects[object].needed_by {
+            chain.push(self.objects[parent].path.clone());
+            object = parent;
+        }
+        chain.reverse();
+        chain
+    }
+
+    /// The object `needer` loaded for the name `file`.
+    pub fn dependency(&self, needer: usize, file: &str) -> Option<usize> {
+        self.deps
+            .get(needer)?
+            .iter()
+            .find_map(|(name, target)| match target {
+                Target::Object(i) if name == file => Some(*i),
+                _ => None,
+            })
+    }
+}
+
+/// Names musl's `libc.so` answers for itself.
+fn musl_builtin(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("lib") else {
+        return false;
+    };
+    let Some((stem, _)) = rest.split_once(".so") else {
+        return false;
+    };
+    matches!(
+        stem,
+        "c" | "pthread" | "rt" | "m" | "dl" | "util" | "xnet" | "crypt" | "resolv"
+    )
+}
+
+fn multiarch_tuple(machine: u16, class: ElfClass) -> Option<&'static str> {
+    Some(match (machine, class) {
+        (62, ElfClass::Elf64) => "x86_64-linux-gnu",
+        (183, _) => "aarch64-linux-gnu",
+        (3, _) => "i386-linux-gnu",
+        (40, _) => "arm-linux-gnueabihf",
+        (22, _) => "s390x-linux-gnu",
+        (21, _) => "powerpc64le-linux-gnu",
+        (243, ElfClass::Elf64) => "riscv64-linux-gnu",
+        _ => return None,
+    })
+}
+
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split([':', ';'])
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Reads `/etc/ld.so.conf`-style content: directories, and `include` globs.
+fn conf_dirs(tree: &ImageTree, file: &str, depth: usize, out: &mut Vec<String>) {
+    if depth > 4 {
+        return;
+    }
+    let Some(bytes) = captured(tree, file) else {
+        return;
+    };
+    for line in String::from_utf8_lossy(bytes).lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if let Some(pattern) = line.strip_prefix("include") {
+            let pattern = pattern.trim();
+            let (dir, glob) = pattern.rsplit_once('/').unwrap_or(("/etc", pattern));
+            let (prefix, suffix) = glob.split_once('*').unwrap_or((glob, ""));
+            let Ok(dir_node) = tree.resolve(dir.as_bytes(), true) else {
+                continue;
+            };
+            let _ = dir_node;
+            for (entry_path, _) in tree.entries() {
+                let shown = path::display(&entry_path);
+                if let Some(name) = shown.strip_prefix(&format!("{}/", dir.trim_end_matches('/')))
+                    && !name.contains('/')
+                    && name.starts_with(prefix)
+                    && name.ends_with(suffix)
+                {
+                    conf_dirs(tree, &shown, depth + 1, out);
+                }
+            }
+        } else if !line.is_empty() {
+            out.extend(split_list(line));
+        }
+    }
+}
+
+/// The content of a file captured by the facts hook.
+fn captured<'a>(tree: &'a ImageTree, file: &str) -> Option<&'a [u8]> {
+    let node = tree.resolve(file.as_bytes(), true).ok()?;
+    tree.entry(node).fact?.captured()
+}
+
+/// The loader's view of one image.
+#[derive(Debug)]
+pub struct Loader<'a> {
+    tree: &'a ImageTree,
+    cache: Option<LdCache>,
+    ld_library_path: Vec<String>,
+    conf: Vec<String>,
+}
+
+impl<'a> Loader<'a> {
+    pub fn new(tree: &'a ImageTree, env: &[String]) -> Self {
+        let cache = captured(tree, "/etc/ld.so.cache").and_then(LdCache::parse);
+        let ld_library_path = env
+            .iter()
+            .find_map(|e| e.strip_prefix("LD_LIBRARY_PATH="))
+            .map(split_list)
+            .unwrap_or_default();
+        let mut conf = Vec::new();
+        conf_dirs(tree, "/etc/ld.so.conf", 0, &mut conf);
+        Self {
+            tree,
+            cache,
+            ld_library_path,
+            conf,
+        }
+    }
+
+    pub fn has_cache(&self) -> bool {
+        self.cache.is_some()
+    }
+
+    /// A regular ELF file at `file` (symlinks followed).
+    fn elf_at(&self, file: &str) -> Option<(NodeId, &'a ElfFacts)> {
+        let node = self.tree.resolve(file.as_bytes(), true).ok()?;
+        let entry = self.tree.entry(node);
+        if entry.kind != FileKind::File {
+            return None;
+        }
+        Some((node, entry.fact?.elf()?))
+    }
+
+    fn exists(&self, file: &str) -> bool {
+        self.tree
+            .resolve(file.as_bytes(), true)
+            .is_ok_and(|n| self.tree.entry(n).kind == FileKind::File)
+    }
+
+    fn expand(&self, dir: &str, origin: &str, program: &ElfFacts) -> String {
+        let tuple = multiarch_tuple(program.machine, program.class);
+        let lib = match tuple {
+            Some(t)
+                if self
+                    .tree
+                    .resolve(format!("/lib/{t}").as_bytes(), true)
+                    .is_ok() =>
+            {
+                format!("lib/{t}")
+            }
+            _ if program.class == ElfClass::Elf64 => "lib64".to_owned(),
+            _ => "lib".to_owned(),
+        };
+        dir.replace("${ORIGIN}", origin)
+            .replace("$ORIGIN", origin)
+            .replace("${LIB}", &lib)
+            .replace("$LIB", &lib)
+            .replace("${PLATFORM}", program.machine_name())
+            .replace("$PLATFORM", program.machine_name())
+    }
+
+    fn default_dirs(
+        program: &ElfFacts,
+        flavour: Libc,
+        musl_path: Option<Vec<String>>,
+    ) -> Vec<String> {
+        if flavour == Libc::Musl {
+            return musl_path.unwrap_or_else(|| split_list("/lib:/usr/local/lib:/usr/lib"));
+        }
+        let mut dirs = Vec::new();
+        if let Some(tuple) = multiarch_tuple(program.machine, program.class) {
+            dirs.push(format!("/lib/{tuple}"));
+            dirs.push(format!("/usr/lib/{tuple}"));
+        }
+        if program.class == ElfClass::Elf64 {
+            dirs.extend(["/lib64".to_owned(), "/usr/lib64".to_owned()]);
+        }
+        dirs.extend(["/lib".to_owned(), "/usr/lib".to_owned()]);
+        dirs
+    }
+
+    /// Loads `program` (at `program_path`) and everything it needs, breadth first.
+    pub fn load(&self, program_path: &str, program: &'a ElfFacts, node: NodeId) -> Outcome<'a> {
+        let flavour = program.libc().unwrap_or(Libc::Other);
+        let real = self
+            .tree
+            .canonical(program_path.as_bytes())
+            .map(|p| path::display(&p))
+            .unwrap_or_else(|_| program_path.to_owned());
+        let mut objects = vec![Loaded {
+            path: real,
+            node,
+            facts: program,
+            name: program_path.to_owned(),
+            needed_by: None,
+            via: Via::Program,
+        }];
+        let mut deps: Vec<Vec<(String, Target)>> = vec![Vec::new()];
+        if let Some(interp) = &program.interpreter
+            && let Some((interp_node, interp_facts)) = self.elf_at(interp)
+        {
+            objects.push(Loaded {
+                path: interp.clone(),
+                node: interp_node,
+                facts: interp_facts,
+                name: interp.clone(),
+                needed_by: None,
+                via: Via::Interpreter,
+            });
+            deps.push(Vec::new());
+        }
+        let musl_path = (flavour == Libc::Musl)
+            .then(|| self.musl_path(program))
+            .flatten();
+        let defaults = Self::default_dirs(program, flavour, musl_path);
+        let mut queue: VecDeque<usize> = VecDeque::from([0]);
+        while let Some(current) = queue.pop_front() {
+            if objects.len() > 4096 {
+                break;
+            }
+            let needed = objects[current].facts.needed.clone();
+            for name in needed {
+                let target = if let Some(i) = objects.iter().position(|o| {
+                    o.name == name
+                        || o.facts.soname.as_deref() == Some(name.as_str())
+                        || o.path == name
+                }) {
+                    Target::Object(i)
+                } else if flavour == Libc::Musl && musl_builtin(&name) {
+                    Target::MuslBuiltin
+                } else {
+                    match self.search(&name, current, &objects, program, flavour, &defaults) {
+                        Ok((found, found_node, facts, via)) => {
+                            objects.push(Loaded {
+                                path: found,
+                                node: found_node,
+                                facts,
+                                name: name.clone(),
+                                needed_by: Some(current),
+                                via,
+                            });
+                            deps.push(Vec::new());
+                            queue.push_back(objects.len() - 1);
+                            Target::Object(objects.len() - 1)
+                        }
+                        Err(skipped) => {
+                            let hint = self.hint(&name, program);
+                            Target::Missing { skipped, hint }
+                        }
+                    }
+                };
+                deps[current].push((name, target));
+            }
+        }
+        Outcome {
+            objects,
+            deps,
+            flavour,
+        }
+    }
+
+    fn musl_path(&self, program: &ElfFacts) -> Option<Vec<String>> {
+        let interp = program.interpreter.as_deref()?;
+        let arch = interp
+            .rsplit('/')
+            .next()?
+            .strip_prefix("ld-musl-")?
+            .strip_suffix(".so.1")?;
+        let bytes = captured(self.tree, &format!("/etc/ld-musl-{arch}.path"))?;
+        Some(
+            String::from_utf8_lossy(bytes)
+                .split(['\n', ':'])
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+
+    fn candidate(
+        &self,
+        file: &str,
+        program: &ElfFacts,
+        skipped: &mut Vec<String>,
+    ) -> Option<(NodeId, &'a ElfFacts)> {
+        let (node, facts) = self.elf_at(file)?;
+        if facts.class != program.class
+            || facts.machine != program.machine
+            || facts.kind != ElfKind::Shared
+        {
+            skipped.push(format!(
+                "{file} ({} {})",
+                facts.machine_name(),
+                if facts.class == ElfClass::Elf64 {
+                    "64-bit"
+                } else {
+                    "32-bit"
+                }
+            ));
+            return None;
+        }
+        Some((node, facts))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn search(
+        &self,
+        name: &str,
+        requester: usize,
+        objects: &[Loaded<'a>],
+        program: &ElfFacts,
+        flavour: Libc,
+        defaults: &[String],
+    ) -> Result<(String, NodeId, &'a ElfFacts, Via), Vec<String>> {
+        let mut skipped = Vec::new();
+        if name.contains('/') {
+            return match self.candidate(name, program, &mut skipped) {
+                Some((node, facts)) => Ok((name.to_owned(), node, facts, Via::Path)),
+                None => Err(skipped),
+            };
+        }
+        let origin_of = |i: usize| -> String {
+            let p = &objects[i].path;
+            p.rsplit_once('/').map_or("/".to_owned(), |(d, _)| {
+                if d.is_empty() {
+                    "/".to_owned()
+                } else {
+                    d.to_owned()
+                }
+            })
+        };
+        let mut dirs: Vec<(String, Via)> = Vec::new();
+        let requester_facts = objects[requester].facts;
+        if flavour == Libc::Musl {
+            dirs.extend(
+                self.ld_library_path
+                    .iter()
+                    .map(|d| (d.clone(), Via::LdLibraryPath)),
+            );
+            let mut at = Some(requester);
+            while let Some(i) = at {
+                let facts = objects[i].facts;
+                let run = if facts.runpath.is_empty() {
+                    &facts.rpath
+                } else {
+                    &facts.runpath
+                };
+                dirs.extend(
+                    run.iter()
+                        .map(|d| (self.expand(d, &origin_of(i), program), Via::Runpath)),
+                );
+                at = objects[i].needed_by;
+            }
+            dirs.extend(defaults.iter().map(|d| (d.clone(), Via::MuslPath)));
+        } else {
+            if requester_facts.runpath.is_empty() {
+                let mut at = Some(requester);
+                while let Some(i) = at {
+                    let facts = objects[i].facts;
+                    if !facts.runpath.is_empty() {
+                        break;
+                    }
+                    dirs.extend(
+                        facts
+                            .rpath
+                            .iter()
+                            .map(|d| (self.expand(d, &origin_of(i), program), Via::Rpath)),
+                    );
+                    at = objects[i].needed_by;
+                }
+            }
+            dirs.extend(
+                self.ld_library_path
+                    .iter()
+                    .map(|d| (self.expand(d, &origin_of(0), program), Via::LdLibraryPath)),
+            );
+            dirs.extend(
+                requester_facts
+                    .runpath
+                    .iter()
+                    .map(|d| (self.expand(d, &origin_of(requester), program), Via::Runpath)),
+            );
+        }
+        for (dir, via) in &dirs {
+            let file = format!("{}/{name}", dir.trim_end_matches('/'));
+            if let Some((node, facts)) = self.candidate(&file, program, &mut skipped) {
+                return Ok((file, node, facts, *via));
+            }
+        }
+        if flavour != Libc::Musl {
+            if let Some(cache) = &self.cache {
+                let required = required_flags(program.machine, program.class == ElfClass::Elf64);
+                for file in cache.lookup(name, required) {
+                    if let Some((node, facts)) = self.candidate(file, program, &mut skipped) {
+                        return Ok((file.to_owned(), node, facts, Via::LdSoCache));
+                    }
+                }
+            }
+            for dir in defaults {
+                let file = format!("{dir}/{name}");
+                if let Some((node, facts)) = self.candidate(&file, program, &mut skipped) {
+                    return Ok((file, node, facts, Via::DefaultPath));
+                }
+            }
+        }
+        skipped.sort();
+        skipped.dedup();
+        Err(skipped)
+    }
+
+    /// Where a missing library sits in an `ld.so.conf` directory that the loader does not
+    /// search by itself (it only knows them through a cache `ldconfig` writes).
+    fn hint(&self, name: &str, program: &ElfFacts) -> Option<String> {
+        if program.libc() == Some(Libc::Musl) {
+            return None;
+        }
+        self.conf
+            .iter()
+            .map(|dir| format!("{}/{name}", dir.trim_end_matches('/')))
+            .find(|file| self.exists(file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn musl_provides_its_own_names() {
+        for name in [
+            "libc.so",
+            "libpthread.so.0",
+            "libm.so.6",
+            "libdl.so.2",
+            "librt.so.1",
+            "libcrypt.so.1",
+        ] {
+            assert!(musl_builtin(name), "{name}");
+        }
+        for name in [
+            "libssl.so.3",
+            "libcurl.so.4",
+            "libc.musl-x86_64.so.1",
+            "libcrypto.so.3",
+        ] {
+            assert!(!musl_builtin(name), "{name}");
+        }
+    }
+}

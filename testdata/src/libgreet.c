@@ -1,0 +1,5 @@
+int voice(void);
+
+int greet(void) {
+    return voice() + 1;
+}
