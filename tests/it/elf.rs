@@ -39,6 +39,10 @@ fn every_check_fires_on_its_fixture_and_not_on_its_twin() {
     let cases: Vec<(&str, Vec<(String, String)>)> = vec![
         ("lib-missing/oci", critical("elf.library-missing")),
         ("lib-chain/oci", critical("elf.library-missing")),
+        (
+            "lib-missing-unreached/oci",
+            vec![("elf.library-missing".into(), "high".into())],
+        ),
         ("lib-not-on-path/oci", critical("elf.library-missing")),
         ("lib-stale-cache/oci", critical("elf.library-missing")),
         ("lib-runpath-indirect/oci", critical("elf.library-missing")),
@@ -81,6 +85,13 @@ fn messages_name_the_chain_the_versions_and_the_fix() {
     );
     assert!(
         message.contains("error while loading shared libraries: libvoice.so.1"),
+        "{message}"
+    );
+
+    let (_, report) = scan_json(&[&fixture("lib-missing-unreached/oci")]);
+    let message = message_of(&report, "elf.library-missing");
+    assert!(
+        message.contains("entrypoint (/bin/busybox) does not load it"),
         "{message}"
     );
 

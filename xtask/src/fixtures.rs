@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::cmd::run;
 
-const RECIPE: &str = "fixtures-v8";
+const RECIPE: &str = "fixtures-v9";
 
 pub fn default_dir(root: &Path) -> PathBuf {
     root.join("target/fixtures")
@@ -675,6 +675,15 @@ fn elf_fixtures(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
             b.commit("COPY --from=build /out/greeter /app/greeter")
         },
         &greeter_entry,
+    )?;
+    // The same broken program, but the image runs a shell: the finding is one level lower.
+    image(
+        "lib-missing-unreached",
+        &|b| {
+            b.put("usr/local/bin/greeter", &bins.greeter, 0o755)?;
+            b.commit("COPY --from=build /out/greeter /usr/local/bin/greeter")
+        },
+        &["--config.cmd", "sh"],
     )?;
     // libgreet is there, but the libvoice it needs is not.
     image(
