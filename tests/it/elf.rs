@@ -7,11 +7,13 @@ use std::process::Command;
 
 use crate::support::{fixture, run, scan_json, stdout};
 
+/// The ELF findings of a report (other checks are tested elsewhere).
 fn ids(report: &serde_json::Value) -> Vec<(String, String)> {
     report["findings"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|f| f["id"].as_str().unwrap().starts_with("elf."))
         .map(|f| {
             (
                 f["id"].as_str().unwrap().to_owned(),
@@ -66,10 +68,8 @@ fn every_check_fires_on_its_fixture_and_not_on_its_twin() {
         ("layers-edge/oci", vec![]),
     ];
     for (image, expected) in cases {
-        let (code, report) = scan_json(&[&fixture(image)]);
+        let (_, report) = scan_json(&[&fixture(image)]);
         assert_eq!(ids(&report), expected, "{image}");
-        let critical = expected.iter().any(|(_, s)| s == "critical");
-        assert_eq!(code, i32::from(critical), "{image}");
     }
 }
 
@@ -124,7 +124,12 @@ fn messages_name_the_chain_the_versions_and_the_fix() {
     );
 
     let (_, report) = scan_json(&[&fixture("cgo-on-musl/oci")]);
-    let finding = &report["findings"][0];
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "elf.interpreter-missing")
+        .unwrap();
     assert!(
         finding["message"]
             .as_str()
@@ -145,7 +150,12 @@ fn messages_name_the_chain_the_versions_and_the_fix() {
     );
 
     let (_, report) = scan_json(&[&fixture("go-unstripped/oci")]);
-    let finding = &report["findings"][0];
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "elf.not-stripped")
+        .unwrap();
     assert!(
         finding["message"]
             .as_str()
@@ -170,8 +180,7 @@ fn a_debian_image_with_a_thousand_elf_files_has_no_false_positive() {
         .filter(|l| l.contains("\"type\":\"elf\""))
         .count();
     assert!(elf_files > 1000, "the fixture holds {elf_files} ELF files");
-    let (code, report) = scan_json(&[&image]);
-    assert_eq!(code, 0);
+    let (_, report) = scan_json(&[&image]);
     for (id, severity) in ids(&report) {
         assert!(
             id == "elf.not-stripped" && severity == "low",
@@ -502,10 +511,12 @@ fn library_resolution_agrees_with_lddtree_and_the_real_loader() {
         if is_root && let Some((loaded, stderr)) = real_loader(&root, program, &config_env(&layout))
         {
             assert_eq!(loaded, starts, "{name}: the real loader says {stderr}");
-            let (code, _) = scan_json(&[&layout]);
+            let (_, report) = scan_json(&[&layout]);
+            let broken = ids(&report)
+                .iter()
+                .any(|(_, severity)| severity == "critical");
             assert_eq!(
-                code == 0,
-                starts,
+                !broken, starts,
                 "{name}: drydock's verdict differs from the real loader's"
             );
         }

@@ -9,9 +9,14 @@ fn a_glibc_binary_in_a_musl_image_fails_the_gate() {
     assert_eq!(report["schema_version"], 1);
     assert_eq!(report["grade"], "F");
     assert_eq!(report["passed"], false);
-    let findings = report["findings"].as_array().unwrap();
+    let findings: Vec<_> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"].as_str().unwrap().starts_with("elf."))
+        .collect();
     assert_eq!(findings.len(), 1, "{findings:?}");
-    let finding = &findings[0];
+    let finding = findings[0];
     assert_eq!(finding["id"], "elf.interpreter-missing");
     assert_eq!(finding["severity"], "critical");
     assert_eq!(finding["path"], "/app/hello");
@@ -39,8 +44,13 @@ fn a_glibc_binary_in_a_musl_image_fails_the_gate() {
 fn the_same_program_built_for_musl_passes() {
     let (code, report) = scan_json(&[&fixture("musl-hello/oci")]);
     assert_eq!(code, 0);
-    assert_eq!(report["findings"].as_array().unwrap().len(), 0);
-    assert_eq!(report["grade"], "A");
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| !f["id"].as_str().unwrap().starts_with("elf."))
+    );
 }
 
 #[test]
@@ -59,10 +69,15 @@ fn an_interpreter_reached_through_merged_usr_and_absolute_symlinks_is_found() {
 }
 
 #[test]
-fn a_static_go_binary_needs_no_interpreter() {
+fn a_healthy_static_go_image_has_no_finding_above_info() {
     let (code, report) = scan_json(&[&fixture("static-go/oci")]);
     assert_eq!(code, 0);
-    assert_eq!(report["findings"].as_array().unwrap().len(), 0);
+    let findings = report["findings"].as_array().unwrap();
+    assert!(
+        findings.iter().all(|f| f["severity"] == "info"),
+        "{findings:?}"
+    );
+    assert!(report["score"].as_u64().unwrap() >= 90);
 }
 
 #[test]
@@ -98,7 +113,10 @@ fn the_human_report_says_what_breaks_and_how_to_fix_it() {
     ]);
     assert_eq!(output.status.code(), Some(1));
     let text = stdout(&output);
-    assert!(text.contains("CRITICAL (1)"), "{text}");
+    assert!(
+        text.contains("CRITICAL (1)") && text.contains("MEDIUM (1)"),
+        "{text}"
+    );
     assert!(
         text.contains("elf.interpreter-missing /app/hello"),
         "{text}"
@@ -121,5 +139,11 @@ fn fail_on_none_passes_the_gate_but_keeps_the_findings() {
     let (code, report) = scan_json(&[&fixture("glibc-on-musl/oci"), "--fail-on", "none"]);
     assert_eq!(code, 0);
     assert_eq!(report["passed"], true);
-    assert_eq!(report["findings"].as_array().unwrap().len(), 1);
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == "elf.interpreter-missing")
+    );
 }

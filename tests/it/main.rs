@@ -11,5 +11,6 @@ mod hostile;
 mod interpreter;
 mod registry;
 mod registry_support;
+mod runtime;
 mod support;
 mod tree_vs_umoci;

@@ -145,7 +145,7 @@ fn basic_auth_from_the_command_line_and_docker_config() {
         &[],
         Some(&format!("{PASSWORD}\n")),
     );
-    assert_eq!(report(&output)["findings"].as_array().unwrap().len(), 0);
+    assert_eq!(report(&output)["passed"], true);
 
     let (output, _home) = scan(
         &[&reference, "--username", USER, "--password-stdin"],
@@ -325,7 +325,7 @@ fn tls_with_a_private_ca() {
     );
     let ca = registry.ca.as_ref().unwrap().to_str().unwrap().to_owned();
     let (output, _home) = scan(&[&target, "--ca-cert", &ca], &[], None);
-    assert_eq!(report(&output)["findings"].as_array().unwrap().len(), 0);
+    assert_eq!(report(&output)["passed"], true);
 }
 
 #[test]

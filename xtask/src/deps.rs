@@ -25,6 +25,8 @@ const NEEDED: &[(&str, &str)] = &[
     ("/usr/bin/time", "time"),
     ("/usr/sbin/dockerd", "docker.io"),
     ("/usr/sbin/debootstrap", "debootstrap"),
+    ("/etc/ssl/certs/ca-certificates.crt", "ca-certificates"),
+    ("/usr/share/zoneinfo/Asia/Shanghai", "tzdata"),
 ];
 
 pub fn ensure() -> anyhow::Result<()> {

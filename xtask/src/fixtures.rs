@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::cmd::run;
 
-const RECIPE: &str = "fixtures-v9";
+const RECIPE: &str = "fixtures-v12";
 
 pub fn default_dir(root: &Path) -> PathBuf {
     root.join("target/fixtures")
@@ -41,6 +41,7 @@ pub fn build_all(root: &Path, out: &Path) -> anyhow::Result<()> {
     multi(out)?;
     platforms(out, &bins)?;
     elf_fixtures(out, &bins)?;
+    runtime_fixtures(out, &bins)?;
     debian(out)?;
     fs::remove_dir_all(out.join("build")).ok();
     fs::write(&stamp, RECIPE)?;
@@ -75,6 +76,7 @@ struct Binaries {
     server_arm64: PathBuf,
     server_unstripped: PathBuf,
     server_cgo: PathBuf,
+    server_tzdata: PathBuf,
     greeter: PathBuf,
     greeter_origin: PathBuf,
     libgreet: PathBuf,
@@ -188,6 +190,14 @@ fn compile(root: &Path, build: &Path) -> anyhow::Result<Binaries> {
     // cgo: linked against the build machine's glibc, as `golang:*` images build by default.
     let server_cgo = build.join("server-cgo");
     go_build(&server_cgo, "amd64", &["-ldflags=-s -w"], true)?;
+    // The zone database embedded in the binary (time/tzdata).
+    let server_tzdata = build.join("server-tzdata");
+    go_build(
+        &server_tzdata,
+        "amd64",
+        &["-trimpath", "-tags", "timetzdata", "-ldflags=-s -w"],
+        false,
+    )?;
     Ok(Binaries {
         hello_glibc,
         hello_musl,
@@ -196,6 +206,7 @@ fn compile(root: &Path, build: &Path) -> anyhow::Result<Binaries> {
         server_arm64,
         server_unstripped,
         server_cgo,
+        server_tzdata,
         greeter,
         greeter_origin,
         libgreet,
@@ -389,7 +400,43 @@ fn musl_hello(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
 }
 
 fn go_image(dir: &Path, server: &Path, arch: &str) -> anyhow::Result<PathBuf> {
+    go_service(dir, server, arch, &GoService::default())
+}
+
+/// How a Go service image differs from the healthy one.
+#[derive(Default)]
+struct GoService<'a> {
+    no_certs: bool,
+    no_gomaxprocs: bool,
+    zoneinfo: Option<&'a str>,
+    localtime: Option<&'a str>,
+    config: &'a [&'a str],
+}
+
+/// A static Go service on a distroless-like base: passwd with a service user, /tmp, a CA
+/// bundle, GOMAXPROCS set; `options` takes pieces away or adds them.
+fn go_service(
+    dir: &Path,
+    server: &Path,
+    arch: &str,
+    options: &GoService<'_>,
+) -> anyhow::Result<PathBuf> {
     let builder = Builder::new(dir)?;
+    if !options.no_certs {
+        let bundle = fs::canonicalize("/etc/ssl/certs/ca-certificates.crt")
+            .context("the CA bundle (package ca-certificates)")?;
+        builder.put("etc/ssl/certs/ca-certificates.crt", &bundle, 0o644)?;
+    }
+    if let Some(zone) = options.zoneinfo {
+        builder.put(
+            &format!("usr/share/zoneinfo/{zone}"),
+            &Path::new("/usr/share/zoneinfo").join(zone),
+            0o644,
+        )?;
+    }
+    if let Some(target) = options.localtime {
+        builder.link("etc/localtime", target)?;
+    }
     builder.write(
         "etc/passwd",
         format!("{PASSWD}app:x:65532:65532:app:/home/app:/sbin/nologin\n").as_bytes(),
@@ -405,14 +452,20 @@ fn go_image(dir: &Path, server: &Path, arch: &str) -> anyhow::Result<PathBuf> {
     builder.commit("ADD static-base.tar /  # passwd, group, tmp")?;
     builder.put("app/server", server, 0o755)?;
     builder.commit("COPY --from=build /out/server /app/server")?;
-    builder.config(&[
-        "--config.entrypoint",
-        "/app/server",
-        "--config.user",
-        "65532:65532",
-        "--architecture",
-        arch,
-    ])?;
+    // umoci appends repeated list options: set each default only when not overridden.
+    let overrides = |flag: &str| options.config.contains(&flag);
+    let mut config = vec!["--architecture", arch];
+    if !options.no_gomaxprocs {
+        config.extend(["--config.env", "GOMAXPROCS=2"]);
+    }
+    if !overrides("--config.entrypoint") {
+        config.extend(["--config.entrypoint", "/app/server"]);
+    }
+    if !overrides("--config.user") {
+        config.extend(["--config.user", "65532:65532"]);
+    }
+    config.extend_from_slice(options.config);
+    builder.config(&config)?;
     builder.finish()
 }
 
@@ -795,6 +848,147 @@ fn elf_fixtures(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
         },
         &["--config.entrypoint", "/app/hello"],
     )?;
+    Ok(())
+}
+
+/// Images for the runtime-environment checks, each failing one way, and their healthy twins.
+fn runtime_fixtures(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
+    let server = &bins.server_amd64;
+    let service = |name: &str, options: GoService<'_>| {
+        go_service(&out.join(name), server, "amd64", &options).map(|_| ())
+    };
+    service(
+        "go-no-certs",
+        GoService {
+            no_certs: true,
+            ..GoService::default()
+        },
+    )?;
+    service(
+        "go-no-gomaxprocs",
+        GoService {
+            no_gomaxprocs: true,
+            ..GoService::default()
+        },
+    )?;
+    service(
+        "tz-missing",
+        GoService {
+            config: &["--config.env", "TZ=Asia/Shanghai"],
+            ..GoService::default()
+        },
+    )?;
+    service(
+        "tz-present",
+        GoService {
+            zoneinfo: Some("Asia/Shanghai"),
+            config: &["--config.env", "TZ=Asia/Shanghai"],
+            ..GoService::default()
+        },
+    )?;
+    go_service(
+        &out.join("tz-embedded"),
+        &bins.server_tzdata,
+        "amd64",
+        &GoService {
+            config: &["--config.env", "TZ=Asia/Shanghai"],
+            ..GoService::default()
+        },
+    )?;
+    service(
+        "tz-localtime-dangling",
+        GoService {
+            localtime: Some("/usr/share/zoneinfo/Europe/Paris"),
+            ..GoService::default()
+        },
+    )?;
+    service(
+        "user-unknown",
+        GoService {
+            config: &["--config.user", "svc"],
+            ..GoService::default()
+        },
+    )?;
+    service(
+        "user-named",
+        GoService {
+            config: &["--config.user", "nobody"],
+            ..GoService::default()
+        },
+    )?;
+    service(
+        "entrypoint-missing",
+        GoService {
+            config: &["--config.entrypoint", "/app/srv"],
+            ..GoService::default()
+        },
+    )?;
+    // A scratch image: the binary alone (no /tmp, no passwd, no bundle, root).
+    let builder = Builder::new(&out.join("scratch"))?;
+    builder.put("app/server", server, 0o755)?;
+    builder.commit("COPY --from=build /out/server /app/server")?;
+    builder.config(&[
+        "--config.entrypoint",
+        "/app/server",
+        "--config.env",
+        "GOMAXPROCS=2",
+    ])?;
+    builder.finish()?;
+    // A distroless-like image with busybox's sh only: a bash script as entrypoint, and a
+    // shell-form command.
+    for (name, config) in [
+        ("script-bash", vec!["--config.entrypoint", "/app/run.sh"]),
+        (
+            "shell-form",
+            vec![
+                "--config.cmd",
+                "/bin/sh",
+                "--config.cmd",
+                "-c",
+                "--config.cmd",
+                "/app/server --port 8080",
+            ],
+        ),
+        (
+            "shell-form-exec",
+            vec![
+                "--config.cmd",
+                "/bin/sh",
+                "--config.cmd",
+                "-c",
+                "--config.cmd",
+                "exec /app/server --port 8080",
+            ],
+        ),
+    ] {
+        let builder = Builder::new(&out.join(name))?;
+        builder.put("bin/busybox", Path::new("/bin/busybox"), 0o755)?;
+        builder.link("bin/sh", "busybox")?;
+        builder.write(
+            "etc/passwd",
+            format!("{PASSWD}app:x:65532:65532::/home/app:/bin/sh\n").as_bytes(),
+            0o644,
+        )?;
+        builder.write(
+            "etc/group",
+            format!("{GROUP}app:x:65532:\n").as_bytes(),
+            0o644,
+        )?;
+        builder.dir("tmp", 0o1777)?;
+        let bundle = fs::canonicalize("/etc/ssl/certs/ca-certificates.crt")?;
+        builder.put("etc/ssl/certs/ca-certificates.crt", &bundle, 0o644)?;
+        builder.put("app/server", server, 0o755)?;
+        builder.write(
+            "app/run.sh",
+            b"#!/bin/bash\nset -euo pipefail\nexec /app/server \"$@\"\n",
+            0o755,
+        )?;
+        builder.commit("COPY --from=build /out /app")?;
+        let mut config = config;
+        config.extend(["--config.user", "app", "--config.env", "GOMAXPROCS=2"]);
+        builder.config(&config)?;
+        builder.finish()?;
+    }
     Ok(())
 }
 

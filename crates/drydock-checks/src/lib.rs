@@ -12,6 +12,7 @@ mod context;
 mod finding;
 mod ldcache;
 pub mod loader;
+mod runtime;
 
 pub use checks::all;
 pub use context::{

@@ -9,12 +9,14 @@
 //! It must never fail on malformed content (a damaged ELF file is a fact, not an error), never
 //! buffer a whole large file, and never do I/O other than reading the stream it is handed.
 
+mod certs;
 mod elf;
 
 use std::io::{self, Read};
 
 use drydock_layers::{ContentHook, EntryMeta};
 
+pub use certs::{CertBundle, parse_bundle};
 pub use elf::{
     ElfClass, ElfFacts, ElfKind, GoBuildInfo, GoModule, Libc, NeededVersion, Sections, VersionNeed,
     elf_facts, machine_name,
@@ -34,30 +36,67 @@ pub enum FileFacts {
         bytes: Vec<u8>,
         size: usize,
     },
+    /// A PEM file: a certificate bundle, or a single certificate.
+    Pem(CertBundle),
+    /// A script: the interpreter line after `#!`.
+    Script {
+        shebang: String,
+    },
 }
 
 impl FileFacts {
     pub fn elf(&self) -> Option<&ElfFacts> {
         match self {
             Self::Elf(facts) => Some(facts),
-            Self::Captured { .. } => None,
+            _ => None,
         }
     }
 
     pub fn captured(&self) -> Option<&[u8]> {
         match self {
             Self::Captured { bytes, .. } => Some(bytes),
-            Self::Elf(_) => None,
+            _ => None,
+        }
+    }
+
+    pub fn pem(&self) -> Option<&CertBundle> {
+        match self {
+            Self::Pem(bundle) => Some(bundle),
+            _ => None,
+        }
+    }
+
+    pub fn shebang(&self) -> Option<&str> {
+        match self {
+            Self::Script { shebang } => Some(shebang),
+            _ => None,
         }
     }
 }
 
-/// The files whose whole content analyses need: the dynamic loaders' cache and configuration.
+/// The files whose whole content analyses need: the dynamic loaders' cache and configuration,
+/// and the user and group databases.
 pub fn wants_content(path: &[u8]) -> bool {
     path == b"etc/ld.so.cache"
+        || path == b"etc/passwd"
+        || path == b"etc/group"
         || path == b"etc/ld.so.conf"
         || (path.starts_with(b"etc/ld.so.conf.d/") && path.ends_with(b".conf"))
         || (path.starts_with(b"etc/ld-musl-") && path.ends_with(b".path"))
+}
+
+/// How much of a script's first line is kept.
+const MAX_SHEBANG: u64 = 256;
+
+fn read_up_to(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
 }
 
 /// The content hook that extracts [`FileFacts`].
@@ -81,15 +120,41 @@ impl ContentHook for FactsHook {
                 bytes,
             }));
         }
-        if meta.size < 52 {
+        if meta.size < 2 {
             return Ok(None);
         }
         let mut magic = [0u8; 4];
-        content.read_exact(&mut magic)?;
-        if magic != *b"\x7fELF" {
-            return Ok(None);
+        let got = read_up_to(content, &mut magic)?;
+        let magic = &magic[..got];
+        if magic == b"\x7fELF" && meta.size >= 52 {
+            let magic: [u8; 4] = [0x7f, b'E', b'L', b'F'];
+            let facts = elf::read(&magic, content, meta.size)?;
+            return Ok(Some(FileFacts::Elf(Box::new(facts))));
         }
-        let facts = elf::read(&magic, content, meta.size)?;
-        Ok(Some(FileFacts::Elf(Box::new(facts))))
+        if magic.starts_with(b"#!") {
+            let mut line = magic.to_vec();
+            content.take(MAX_SHEBANG).read_to_end(&mut line)?;
+            let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+            let shebang = String::from_utf8_lossy(&line[2..end]).trim().to_owned();
+            return Ok(Some(FileFacts::Script { shebang }));
+        }
+        // Certificate bundles start with a PEM header, or with comments (Fedora's).
+        if (magic == b"----" || magic.starts_with(b"#"))
+            && meta.size <= MAX_CAPTURE
+            && certs::wants(path)
+        {
+            let mut bytes = magic.to_vec();
+            content.take(MAX_CAPTURE).read_to_end(&mut bytes)?;
+            return Ok(Some(FileFacts::Pem(parse_bundle(&bytes))));
+        }
+        if magic == b"----" && meta.size <= MAX_CAPTURE {
+            let mut bytes = magic.to_vec();
+            content.take(MAX_CAPTURE).read_to_end(&mut bytes)?;
+            let bundle = parse_bundle(&bytes);
+            if bundle.certificates > 0 || bundle.unparsable > 0 {
+                return Ok(Some(FileFacts::Pem(bundle)));
+            }
+        }
+        Ok(None)
     }
 }

@@ -1,10 +1,16 @@
 //! The catalogue. One module per check; the order here is the order of `drydock checks`.
 
+mod certs;
 mod elf_interpreter_missing;
 mod elf_library_missing;
 mod elf_not_stripped;
 mod elf_symbol_version_missing;
 mod elf_wrong_architecture;
+mod entrypoint;
+mod fs_tmp_missing;
+mod go_gomaxprocs;
+mod tz;
+mod user;
 
 use crate::Check;
 
@@ -16,5 +22,16 @@ pub fn all() -> &'static [&'static dyn Check] {
         &elf_symbol_version_missing::SymbolVersionMissing,
         &elf_wrong_architecture::WrongArchitecture,
         &elf_not_stripped::NotStripped,
+        &entrypoint::Missing,
+        &entrypoint::InterpreterMissing,
+        &entrypoint::ShellForm,
+        &user::Unknown,
+        &user::Root,
+        &certs::CertsMissing,
+        &certs::CertsInvalid,
+        &tz::ZoneinfoMissing,
+        &tz::LocaltimeDangling,
+        &fs_tmp_missing::TmpMissing,
+        &go_gomaxprocs::Gomaxprocs,
     ]
 }

@@ -1,0 +1,260 @@
+//! `entrypoint.missing`, `entrypoint.interpreter-missing`, `entrypoint.shell-form`: the command
+//! the runtime starts.
+
+use crate::runtime::{accounts, configured_user, find_program, regular_file};
+use crate::{Check, Finding, ImageContext, Severity};
+
+/// Whether the configured user may execute a file with this mode and owner.
+fn executable_by(cx: &ImageContext<'_>, mode: u32, uid: u64, gid: u64) -> bool {
+    let (user, group) = configured_user(cx);
+    let passwd = accounts(cx.tree, "/etc/passwd").unwrap_or_default();
+    let groups = accounts(cx.tree, "/etc/group").unwrap_or_default();
+    let resolve = |value: &str, all: &[crate::runtime::Account]| {
+        value
+            .parse::<u64>()
+            .ok()
+            .or_else(|| all.iter().find(|a| a.name == value).map(|a| a.id))
+    };
+    let run_uid = user.as_deref().map_or(Some(0), |u| resolve(u, &passwd));
+    let run_gid = match (&group, &user) {
+        (Some(g), _) => resolve(g, &groups),
+        (None, Some(u)) => passwd
+            .iter()
+            .find(|a| a.name == *u || a.id.to_string() == *u)
+            .and_then(|a| a.gid),
+        (None, None) => Some(0),
+    };
+    match run_uid {
+        Some(0) => mode & 0o111 != 0,
+        Some(u) if u == uid => mode & 0o100 != 0,
+        _ if run_gid == Some(gid) => mode & 0o010 != 0,
+        _ => mode & 0o001 != 0,
+    }
+}
+
+fn argv(cx: &ImageContext<'_>) -> Vec<String> {
+    cx.config.argv().into_iter().map(str::to_owned).collect()
+}
+
+/// `sh -c "…"` (or bash, ash, dash) as the runtime's command.
+fn shell_form(argv: &[String]) -> Option<(&str, &str)> {
+    let shell = argv.first()?;
+    let name = shell.rsplit('/').next()?;
+    (matches!(name, "sh" | "bash" | "ash" | "dash")
+        && argv.get(1).map(String::as_str) == Some("-c"))
+    .then(|| Some((shell.as_str(), argv.get(2)?.as_str())))
+    .flatten()
+}
+
+#[derive(Debug)]
+pub struct Missing;
+
+impl Check for Missing {
+    fn id(&self) -> &'static str {
+        "entrypoint.missing"
+    }
+
+    fn severity(&self) -> Severity {
+        Severity::Critical
+    }
+
+    fn summary(&self) -> &'static str {
+        "The command (Entrypoint + Cmd) is not an executable file in the image"
+    }
+
+    fn run(&self, cx: &ImageContext<'_>) -> Vec<Finding> {
+        let argv = argv(cx);
+        let finding = |message: String, path: Option<String>, fix: &str| Finding {
+            id: self.id().into(),
+            severity: self.severity(),
+            title: "Entrypoint missing".into(),
+            message,
+            path,
+            layer: None,
+            remediation: fix.into(),
+        };
+        let Some(program) = argv.first() else {
+            return vec![finding(
+                "The image has neither Entrypoint nor Cmd: `docker run IMAGE` fails with \"no command specified\".".into(),
+                None,
+                "Set the command in the final stage: ENTRYPOINT [\"/app/server\"] (exec form).",
+            )];
+        };
+        match find_program(cx, program) {
+            None => vec![finding(
+                format!(
+                    "The command is {program}, but {}: the container fails at start with \"exec: \\\"{program}\\\": {}\".",
+                    if program.contains('/') {
+                        "the image has no such file".to_owned()
+                    } else {
+                        format!(
+                            "no directory on PATH ({}) holds it",
+                            cx.config.env_var("PATH").unwrap_or(crate::DEFAULT_PATH)
+                        )
+                    },
+                    if program.contains('/') {
+                        "stat ".to_owned() + program + ": no such file or directory"
+                    } else {
+                        "executable file not found in $PATH".to_owned()
+                    }
+                ),
+                Some(program.clone()),
+                "COPY the program into the final stage at the path the ENTRYPOINT names (check the build stage's output path and WORKDIR).",
+            )],
+            Some((file, node)) => {
+                let entry = cx.tree.entry(node);
+                if executable_by(cx, entry.meta.mode, entry.meta.uid, entry.meta.gid) {
+                    return Vec::new();
+                }
+                vec![Finding {
+                    layer: Some(entry.layer as usize),
+                    ..finding(
+                        format!(
+                            "The command {file} has mode {:04o} (owner {}:{}), which the configured user cannot execute: \
+                             the container fails at start with \"permission denied\".",
+                            entry.meta.mode, entry.meta.uid, entry.meta.gid
+                        ),
+                        Some(file),
+                        "Make it executable in the build (chmod 0755, or COPY --chmod=0755).",
+                    )
+                }]
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct InterpreterMissing;
+
+impl Check for InterpreterMissing {
+    fn id(&self) -> &'static str {
+        "entrypoint.interpreter-missing"
+    }
+
+    fn severity(&self) -> Severity {
+        Severity::Critical
+    }
+
+    fn summary(&self) -> &'static str {
+        "The command is a script whose #! interpreter is missing, or needs a /bin/sh the image lacks"
+    }
+
+    fn run(&self, cx: &ImageContext<'_>) -> Vec<Finding> {
+        let argv = argv(cx);
+        let Some(program) = argv.first() else {
+            return Vec::new();
+        };
+        let finding = |message: String, path: String, layer: Option<usize>, fix: &str| Finding {
+            id: self.id().into(),
+            severity: self.severity(),
+            title: "Entrypoint interpreter missing".into(),
+            message,
+            path: Some(path),
+            layer,
+            remediation: fix.into(),
+        };
+        if let Some((shell, _)) = shell_form(&argv)
+            && find_program(cx, shell).is_none()
+        {
+            return vec![finding(
+                format!(
+                    "The command runs through {shell} -c (shell form), but the image has no {shell}: the container fails at start."
+                ),
+                shell.to_owned(),
+                None,
+                "Use the exec form, ENTRYPOINT [\"/app/server\", \"--flag\"], which needs no shell; or use a base that has one.",
+            )];
+        }
+        let Some((file, node)) = find_program(cx, program) else {
+            return Vec::new();
+        };
+        let entry = cx.tree.entry(node);
+        let Some(shebang) = entry.fact.and_then(|f| f.shebang()) else {
+            return Vec::new();
+        };
+        let mut words = shebang.split_whitespace();
+        let Some(interpreter) = words.next() else {
+            return Vec::new();
+        };
+        let layer = Some(entry.layer as usize);
+        if regular_file(cx.tree, interpreter).is_none() {
+            return vec![finding(
+                format!(
+                    "{file} is a script for {interpreter} (#!{shebang}), and the image has no {interpreter}: the container fails \
+                     at start with \"exec {file}: no such file or directory\"."
+                ),
+                file,
+                layer,
+                "Install the interpreter in the final stage, change the #! line to one the image has (#!/bin/sh), or replace \
+                 the script with the program itself in ENTRYPOINT.",
+            )];
+        }
+        if interpreter.ends_with("/env")
+            && let Some(command) = words.find(|w| !w.starts_with('-'))
+            && find_program(cx, command).is_none()
+        {
+            return vec![finding(
+                format!(
+                    "{file} starts with #!{shebang}, but no directory on PATH holds {command}: the container fails at start with \
+                     \"env: '{command}': No such file or directory\"."
+                ),
+                file,
+                layer,
+                "Install the interpreter in the final stage, or name one the image has.",
+            )];
+        }
+        Vec::new()
+    }
+}
+
+#[derive(Debug)]
+pub struct ShellForm;
+
+impl Check for ShellForm {
+    fn id(&self) -> &'static str {
+        "entrypoint.shell-form"
+    }
+
+    fn severity(&self) -> Severity {
+        Severity::Medium
+    }
+
+    fn summary(&self) -> &'static str {
+        "PID 1 is a shell (sh -c) that does not exec the program, so signals are not forwarded"
+    }
+
+    fn run(&self, cx: &ImageContext<'_>) -> Vec<Finding> {
+        let argv = argv(cx);
+        let Some((shell, command)) = shell_form(&argv) else {
+            return Vec::new();
+        };
+        let trimmed = command.trim_start();
+        // `exec prog`, or a single simple command some shells exec by themselves, is fine.
+        if trimmed.starts_with("exec ") {
+            return Vec::new();
+        }
+        let program_words: Vec<&str> = trimmed.split_whitespace().collect();
+        let exec_form = format!(
+            "[{}]",
+            program_words
+                .iter()
+                .map(|w| format!("\"{}\"", w.replace('"', "\\\"")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        vec![Finding {
+            id: self.id().into(),
+            severity: self.severity(),
+            title: "Shell as PID 1".into(),
+            message: format!(
+                "The command runs as {shell} -c \"{command}\": the shell is PID 1 and does not forward SIGTERM, so \
+                 `docker stop` waits its 10 s and kills the program with SIGKILL, skipping its graceful shutdown."
+            ),
+            path: None,
+            layer: None,
+            remediation: format!(
+                "Use the exec form: ENTRYPOINT {exec_form} (or CMD); if a shell is needed, start the command with `exec`."
+            ),
+        }]
+    }
+}
