@@ -46,6 +46,9 @@ fn every_runtime_check_fires_on_its_fixture_and_not_on_its_twin() {
         ),
         ("shell-form", one("entrypoint.shell-form", "medium")),
         ("shell-form-exec", vec![]),
+        ("script-sh", vec![]),
+        ("certs-empty", one("certs.invalid", "high")),
+        ("certs-env-dangling", one("certs.invalid", "high")),
         (
             "scratch",
             vec![

@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::cmd::run;
 
-const RECIPE: &str = "fixtures-v12";
+const RECIPE: &str = "fixtures-v14";
 
 pub fn default_dir(root: &Path) -> PathBuf {
     root.join("target/fixtures")
@@ -407,6 +407,7 @@ fn go_image(dir: &Path, server: &Path, arch: &str) -> anyhow::Result<PathBuf> {
 #[derive(Default)]
 struct GoService<'a> {
     no_certs: bool,
+    empty_bundle: bool,
     no_gomaxprocs: bool,
     zoneinfo: Option<&'a str>,
     localtime: Option<&'a str>,
@@ -426,6 +427,13 @@ fn go_service(
         let bundle = fs::canonicalize("/etc/ssl/certs/ca-certificates.crt")
             .context("the CA bundle (package ca-certificates)")?;
         builder.put("etc/ssl/certs/ca-certificates.crt", &bundle, 0o644)?;
+    }
+    if options.empty_bundle {
+        builder.write(
+            "etc/ssl/certs/ca-certificates.crt",
+            b"# no certificates: update-ca-certificates never ran\n",
+            0o644,
+        )?;
     }
     if let Some(zone) = options.zoneinfo {
         builder.put(
@@ -871,6 +879,22 @@ fn runtime_fixtures(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
             ..GoService::default()
         },
     )?;
+    // A bundle that is there but holds nothing, and SSL_CERT_FILE naming a file that is not.
+    service(
+        "certs-empty",
+        GoService {
+            no_certs: true,
+            empty_bundle: true,
+            ..GoService::default()
+        },
+    )?;
+    service(
+        "certs-env-dangling",
+        GoService {
+            config: &["--config.env", "SSL_CERT_FILE=/etc/ssl/private/ca.pem"],
+            ..GoService::default()
+        },
+    )?;
     service(
         "tz-missing",
         GoService {
@@ -960,6 +984,7 @@ fn runtime_fixtures(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
                 "exec /app/server --port 8080",
             ],
         ),
+        ("script-sh", vec!["--config.entrypoint", "/app/start.sh"]),
     ] {
         let builder = Builder::new(&out.join(name))?;
         builder.put("bin/busybox", Path::new("/bin/busybox"), 0o755)?;
@@ -981,6 +1006,11 @@ fn runtime_fixtures(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
         builder.write(
             "app/run.sh",
             b"#!/bin/bash\nset -euo pipefail\nexec /app/server \"$@\"\n",
+            0o755,
+        )?;
+        builder.write(
+            "app/start.sh",
+            b"#!/bin/sh\nexec /app/server \"$@\"\n",
             0o755,
         )?;
         builder.commit("COPY --from=build /out /app")?;

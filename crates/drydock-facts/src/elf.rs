@@ -294,7 +294,7 @@ struct Layout {
 
 impl Layout {
     fn u16(self, b: &[u8], at: usize) -> Option<u16> {
-        let bytes: [u8; 2] = b.get(at..at + 2)?.try_into().ok()?;
+        let bytes: [u8; 2] = b.get(at..at.checked_add(2)?)?.try_into().ok()?;
         Some(if self.little {
             u16::from_le_bytes(bytes)
         } else {
@@ -302,7 +302,7 @@ impl Layout {
         })
     }
     fn u32(self, b: &[u8], at: usize) -> Option<u32> {
-        let bytes: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+        let bytes: [u8; 4] = b.get(at..at.checked_add(4)?)?.try_into().ok()?;
         Some(if self.little {
             u32::from_le_bytes(bytes)
         } else {
@@ -310,7 +310,7 @@ impl Layout {
         })
     }
     fn u64(self, b: &[u8], at: usize) -> Option<u64> {
-        let bytes: [u8; 8] = b.get(at..at + 8)?.try_into().ok()?;
+        let bytes: [u8; 8] = b.get(at..at.checked_add(8)?)?.try_into().ok()?;
         Some(if self.little {
             u64::from_le_bytes(bytes)
         } else {
@@ -402,6 +402,8 @@ fn parse_phdrs(h: &Header, b: &[u8]) -> Option<Vec<Phdr>> {
     let mut phdrs = Vec::with_capacity(usize::from(h.phnum));
     for i in 0..u64::from(h.phnum) {
         let at = usize::try_from(h.phoff.checked_add(i * u64::from(h.phentsize))?).ok()?;
+        // Bounds-checked as a whole first: hostile offsets must not overflow below.
+        b.get(at..at.checked_add(size)?)?;
         let phdr = if l.wide {
             Phdr {
                 kind: l.u32(b, at)?,
@@ -430,7 +432,7 @@ fn file_offset(phdrs: &[Phdr], vaddr: u64) -> Option<u64> {
         .iter()
         .filter(|p| p.kind == PT_LOAD)
         .find(|p| vaddr >= p.vaddr && vaddr < p.vaddr.saturating_add(p.filesz))
-        .map(|p| vaddr - p.vaddr + p.offset)
+        .and_then(|p| (vaddr - p.vaddr).checked_add(p.offset))
 }
 
 /// Merges ranges and trims them to `MAX_KEPT` bytes in all.
@@ -1146,5 +1148,21 @@ mod tests {
         assert!(info.depends_on("go.uber.org/automaxprocs"));
         assert_eq!(info.setting("CGO_ENABLED"), Some("0"));
         assert_eq!(info.setting("-ldflags"), Some("-s -w"));
+    }
+}
+
+#[cfg(test)]
+mod fuzz_regressions {
+    /// Inputs the fuzzer (`fuzz/`, `cargo +nightly fuzz run elf_facts`) once crashed on.
+    #[test]
+    fn past_crashes_stay_fixed() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz-regressions");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let _ = super::elf_facts(&bytes);
+            seen += 1;
+        }
+        assert!(seen > 0);
     }
 }
