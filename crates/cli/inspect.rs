@@ -191,6 +191,16 @@ fn render(document: &serde_json::Value, facts: Option<&ElfFacts>) -> String {
             let _ = writeln!(out, "    dep {} {}", dep.path, dep.version);
         }
     }
+    if let Some(packages) = &facts.rust_packages {
+        let _ = writeln!(out, "  Rust crates (cargo auditable): {}", packages.len());
+        for package in packages {
+            let _ = writeln!(
+                out,
+                "    {} {} ({})",
+                package.name, package.version, package.source
+            );
+        }
+    }
     if let Some(sections) = &facts.sections {
         let stripped = !sections.symtab && !sections.debug_info;
         let _ = writeln!(

@@ -61,6 +61,7 @@ fn every_check_fires_on_its_fixture_and_not_on_its_twin() {
             vec![("elf.not-stripped".into(), "low".into())],
         ),
         ("lib-present/oci", vec![]),
+        ("rust-auditable/oci", vec![]),
         ("lib-runpath/oci", vec![]),
         ("lib-ld-library-path/oci", vec![]),
         ("musl-hello/oci", vec![]),
@@ -244,6 +245,24 @@ fn inspect_shows_facts_and_the_loaders_choices() {
             .any(|s| s[0] == "-trimpath" && s[1] == "true")
     );
     assert_eq!(document["tls_client"], true, "net/http links crypto/tls");
+
+    let output = run(&[
+        "inspect",
+        "--format",
+        "json",
+        &fixture("rust-auditable/oci"),
+        "/app/rustapp",
+    ]);
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let packages = document["elf"]["rust_packages"]
+        .as_array()
+        .expect("the cargo-auditable dependency list");
+    assert!(
+        packages
+            .iter()
+            .any(|p| p["name"] == "rustapp" && p["version"] == "0.3.1"),
+        "{packages:?}"
+    );
 
     let output = run(&["inspect", &fixture("musl-hello/oci"), "/app/hello"]);
     assert!(

@@ -29,7 +29,20 @@ const NEEDED: &[(&str, &str)] = &[
     ("/usr/share/zoneinfo/Asia/Shanghai", "tzdata"),
 ];
 
+/// `cargo auditable`, which the Rust fixture is built with, from crates.io.
+fn ensure_cargo_auditable() -> anyhow::Result<()> {
+    let present = cmd::cargo()
+        .args(["auditable", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        cmd::run(cmd::cargo().args(["install", "--locked", "cargo-auditable"]))?;
+    }
+    Ok(())
+}
+
 pub fn ensure() -> anyhow::Result<()> {
+    ensure_cargo_auditable()?;
     let missing: Vec<&str> = NEEDED
         .iter()
         .filter(|(file, _)| !Path::new(file).exists())

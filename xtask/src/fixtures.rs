@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::cmd::run;
 
-const RECIPE: &str = "fixtures-v14";
+const RECIPE: &str = "fixtures-v16";
 
 pub fn default_dir(root: &Path) -> PathBuf {
     root.join("target/fixtures")
@@ -77,6 +77,7 @@ struct Binaries {
     server_unstripped: PathBuf,
     server_cgo: PathBuf,
     server_tzdata: PathBuf,
+    rustapp: PathBuf,
     greeter: PathBuf,
     greeter_origin: PathBuf,
     libgreet: PathBuf,
@@ -198,6 +199,19 @@ fn compile(root: &Path, build: &Path) -> anyhow::Result<Binaries> {
         &["-trimpath", "-tags", "timetzdata", "-ldflags=-s -w"],
         false,
     )?;
+    // A Rust program whose crate list `cargo auditable` embeds.
+    let crate_dir = build.join("rustapp");
+    fs::create_dir_all(crate_dir.join("src"))?;
+    fs::copy(src.join("rustapp/Cargo.toml"), crate_dir.join("Cargo.toml"))?;
+    fs::copy(
+        src.join("rustapp/src/main.rs"),
+        crate_dir.join("src/main.rs"),
+    )?;
+    run(crate::cmd::cargo()
+        .args(["auditable", "build", "--release", "--offline"])
+        .env("CARGO_TARGET_DIR", root.join("target/rustapp"))
+        .current_dir(&crate_dir))?;
+    let rustapp = root.join("target/rustapp/release/rustapp");
     Ok(Binaries {
         hello_glibc,
         hello_musl,
@@ -207,6 +221,7 @@ fn compile(root: &Path, build: &Path) -> anyhow::Result<Binaries> {
         server_unstripped,
         server_cgo,
         server_tzdata,
+        rustapp,
         greeter,
         greeter_origin,
         libgreet,
@@ -837,6 +852,19 @@ fn elf_fixtures(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
     builder.commit("COPY --from=build /out/hello /app/hello")?;
     builder.config(&["--config.entrypoint", "/app/hello"])?;
     builder.finish()?;
+    // A Rust program built with cargo auditable.
+    image(
+        "rust-auditable",
+        &|b| {
+            // Rust's std unwinds through libgcc_s, as distroless/cc ships it.
+            let libgcc = fs::canonicalize("/lib/x86_64-linux-gnu/libgcc_s.so.1")?;
+            b.put("lib/x86_64-linux-gnu/libgcc_s.so.1", &libgcc, 0o644)?;
+            ldconfig(b)?;
+            b.put("app/rustapp", &bins.rustapp, 0o755)?;
+            b.commit("COPY --from=build /out/rustapp /app/rustapp")
+        },
+        &["--config.entrypoint", "/app/rustapp"],
+    )?;
     // A cgo Go binary on a musl base.
     let builder = Builder::new(&out.join("cgo-on-musl"))?;
     musl_base(&builder)?;

@@ -19,8 +19,11 @@ const HEAD: u64 = 64 * 1024;
 const MAX_PHDR_END: u64 = 1 << 20;
 /// The most one file may make us keep.
 const MAX_KEPT: u64 = 96 << 20;
-/// Bytes kept before the section header table, where linkers put `.shstrtab`.
-const SHSTRTAB_WINDOW: u64 = 256 * 1024;
+/// Bytes kept before the section header table, where linkers put `.shstrtab` (and, in
+/// stripped binaries, cargo-auditable's `.dep-v0`).
+const SHSTRTAB_WINDOW: u64 = 1024 * 1024;
+/// The most a `.dep-v0` dependency list may inflate to.
+const MAX_AUDIT_JSON: u64 = 8 << 20;
 /// Bytes kept after the Go build information magic (version and module list).
 const GO_BUILDINFO_WINDOW: u64 = 256 * 1024;
 const CHUNK: usize = 64 * 1024;
@@ -159,6 +162,16 @@ impl GoBuildInfo {
     }
 }
 
+/// A crate in a `cargo auditable` dependency list.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RustPackage {
+    pub name: String,
+    pub version: String,
+    /// `crates.io`, `git`, `local`, `registry`, ...
+    #[serde(default)]
+    pub source: String,
+}
+
 /// What the kernel and the loader look at, and a few facts other checks need.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ElfFacts {
@@ -183,6 +196,9 @@ pub struct ElfFacts {
     pub version_defs: Vec<String>,
     pub sections: Option<Sections>,
     pub go: Option<GoBuildInfo>,
+    /// The crates a Rust binary was built from, when built with `cargo auditable`
+    /// (the zlib-compressed JSON in `.dep-v0`).
+    pub rust_packages: Option<Vec<RustPackage>>,
     /// A Go binary that contains `crypto/tls` (it can make TLS connections).
     pub go_crypto_tls: bool,
     /// A Go binary that embeds the time zone database (`time/tzdata`).
@@ -227,6 +243,7 @@ impl ElfFacts {
             version_defs: Vec::new(),
             sections: None,
             go: None,
+            rust_packages: None,
             go_crypto_tls: false,
             go_tzdata: false,
             malformed: None,
@@ -752,6 +769,7 @@ fn facts_from(
         }
     }
     facts.sections = read_sections(sparse, &h);
+    facts.rust_packages = read_auditable(sparse, &h);
     facts
 }
 
@@ -928,6 +946,64 @@ fn read_sections(sparse: &Sparse, h: &Header) -> Option<Sections> {
         }
     }
     Some(facts)
+}
+
+/// The section headers as (name, offset, size), when the names can be read.
+fn named_sections(sparse: &Sparse, h: &Header) -> Vec<(String, u64, u64)> {
+    let l = h.layout;
+    let entry = if l.wide { 64 } else { 40 };
+    if h.shoff == 0 || h.shnum == 0 || usize::from(h.shentsize) < entry {
+        return Vec::new();
+    }
+    let Some(table) = sparse.get(h.shoff, u64::from(h.shnum) * u64::from(h.shentsize)) else {
+        return Vec::new();
+    };
+    let section = |i: usize| -> Option<(u32, u64, u64)> {
+        let at = i * usize::from(h.shentsize);
+        let name = l.u32(table, at)?;
+        let (offset, size) = if l.wide {
+            (l.u64(table, at + 24)?, l.u64(table, at + 32)?)
+        } else {
+            (
+                u64::from(l.u32(table, at + 16)?),
+                u64::from(l.u32(table, at + 20)?),
+            )
+        };
+        Some((name, offset, size))
+    };
+    let Some((_, names_at, names_len)) = section(usize::from(h.shstrndx)) else {
+        return Vec::new();
+    };
+    (0..usize::from(h.shnum))
+        .filter_map(|i| {
+            let (name, offset, size) = section(i)?;
+            let name = sparse.c_str(
+                names_at.checked_add(u64::from(name))?,
+                names_len.checked_sub(u64::from(name))?,
+            )?;
+            Some((name, offset, size))
+        })
+        .collect()
+}
+
+/// `cargo auditable`'s `.dep-v0`: zlib-compressed JSON listing every crate in the build.
+fn read_auditable(sparse: &Sparse, h: &Header) -> Option<Vec<RustPackage>> {
+    let (_, offset, size) = named_sections(sparse, h)
+        .into_iter()
+        .find(|(name, _, _)| name == ".dep-v0")?;
+    let compressed = sparse.get(offset, size)?;
+    let mut json = Vec::new();
+    flate2::read::ZlibDecoder::new(compressed)
+        .take(MAX_AUDIT_JSON)
+        .read_to_end(&mut json)
+        .ok()?;
+    #[derive(serde::Deserialize)]
+    struct Audit {
+        packages: Vec<RustPackage>,
+    }
+    serde_json::from_slice::<Audit>(&json)
+        .ok()
+        .map(|a| a.packages)
 }
 
 /// Reads an unsigned LEB128 varint.

@@ -18,8 +18,8 @@ use drydock_layers::{ContentHook, EntryMeta};
 
 pub use certs::{CertBundle, parse_bundle};
 pub use elf::{
-    ElfClass, ElfFacts, ElfKind, GoBuildInfo, GoModule, Libc, NeededVersion, Sections, VersionNeed,
-    elf_facts, machine_name,
+    ElfClass, ElfFacts, ElfKind, GoBuildInfo, GoModule, Libc, NeededVersion, RustPackage, Sections,
+    VersionNeed, elf_facts, machine_name,
 };
 
 /// Files captured whole are at most this large.
