@@ -20,6 +20,13 @@ pub enum Command {
     /// Show what drydock knows about one file: ELF facts, and where the loader finds each
     /// library it needs.
     Inspect(InspectArgs),
+    /// List every check with its id, severity and summary.
+    Checks,
+    /// Print the page of a check: what breaks, what drydock checks, how to fix it.
+    Explain {
+        /// A check id, e.g. elf.library-missing.
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +115,9 @@ pub struct ScanArgs {
     /// Fail (exit 1) when a finding is at or above this severity; `none` never fails.
     #[arg(long, value_name = "SEVERITY", default_value = "critical", value_parser = parse_fail_on)]
     pub fail_on: FailOn,
+    /// Also fail when the score is below this (0-100).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub min_score: Option<u32>,
     /// When to colour the human report.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
@@ -117,6 +127,7 @@ impl ScanArgs {
     pub fn gate(&self) -> Gate {
         Gate {
             fail_on: self.fail_on.0,
+            min_score: self.min_score,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use drydock_checks::TLS_LIBRARIES;
 use drydock_checks::loader::{Loader, Target};
 
 use drydock_facts::{ElfClass, ElfFacts, ElfKind};
@@ -23,15 +24,6 @@ fn kind_word(facts: &ElfFacts) -> &'static str {
         ElfKind::Other => "ELF file",
     }
 }
-
-/// Libraries whose presence makes a program a TLS client.
-const TLS_LIBRARIES: &[&str] = &[
-    "libssl.so",
-    "libgnutls.so",
-    "libnss3.so",
-    "libmbedtls.so",
-    "libwolfssl.so",
-];
 
 pub fn run(args: InspectArgs) -> anyhow::Result<ExitStatus> {
     let scanned = pipeline::load(&args.target)?;

@@ -4,6 +4,7 @@
 mod args;
 mod exit;
 mod inspect;
+mod pages;
 mod pipeline;
 mod tree;
 
@@ -33,6 +34,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Scan(args) => scan(args),
         Command::Tree(args) => tree::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Checks => {
+            let mut out = String::new();
+            for check in drydock_checks::all() {
+                out.push_str(&format!(
+                    "{:<32} {:<8} {}\n",
+                    check.id(),
+                    check.severity(),
+                    check.summary()
+                ));
+            }
+            write_stdout(out.as_bytes())?;
+            Ok(ExitStatus::Passed)
+        }
+        Command::Explain { id } => match pages::page(&id) {
+            Some(page) => {
+                write_stdout(page.as_bytes())?;
+                Ok(ExitStatus::Passed)
+            }
+            None => Err(pipeline::ScanError::Usage(format!(
+                "no check `{id}`; `drydock checks` lists them"
+            ))
+            .into()),
+        },
     }
 }
 

@@ -400,8 +400,11 @@ pub fn report(scanned: &Scanned, gate: Gate) -> Report {
         },
         score,
         grade,
-        passed: gate.passes(&findings),
-        findings,
+        passed: gate.passes(&findings, score),
+        runnable: findings
+            .iter()
+            .all(|f| f.severity != drydock_checks::Severity::Critical),
+        findings: drydock_report::ReportFinding::from_findings(findings),
         notes: image.notes.clone(),
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{drydock, fixture, scan_json};
+use crate::support::{drydock, fixture, is_root, scan_json};
 
 struct Dockerd {
     child: Child,
@@ -80,14 +80,6 @@ impl Dockerd {
             .output()
             .unwrap()
     }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false)
 }
 
 fn scan_with_engine(host: &str, args: &[&str]) -> (i32, serde_json::Value, String) {

@@ -135,6 +135,50 @@ fn the_human_report_says_what_breaks_and_how_to_fix_it() {
 }
 
 #[test]
+fn the_report_says_what_each_finding_cost_and_where_it_is_explained() {
+    let (_, report) = scan_json(&[&fixture("glibc-on-musl/oci")]);
+    assert_eq!(report["runnable"], false);
+    let findings = report["findings"].as_array().unwrap();
+    let critical = findings
+        .iter()
+        .find(|f| f["id"] == "elf.interpreter-missing")
+        .unwrap();
+    assert_eq!(critical["cost"], 40);
+    assert_eq!(critical["docs"], "docs/checks/elf.interpreter-missing.md");
+    let (_, healthy) = scan_json(&[&fixture("static-go/oci")]);
+    assert_eq!(healthy["runnable"], true);
+}
+
+#[test]
+fn a_minimum_score_fails_the_gate() {
+    let image = fixture("go-unstripped/oci");
+    let (code, report) = scan_json(&[&image, "--min-score", "99"]);
+    assert_eq!(
+        (code, report["passed"].as_bool()),
+        (1, Some(false)),
+        "score {}",
+        report["score"]
+    );
+    let (code, _) = scan_json(&[&image, "--min-score", "90"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn checks_and_explain_document_every_check() {
+    let output = crate::support::run(&["checks"]);
+    let listing = crate::support::stdout(&output);
+    assert!(listing.lines().count() >= 16, "{listing}");
+    assert!(
+        listing.contains("elf.library-missing") && listing.contains("critical"),
+        "{listing}"
+    );
+    let output = crate::support::run(&["explain", "tz.zoneinfo-missing"]);
+    assert!(crate::support::stdout(&output).starts_with("# tz.zoneinfo-missing"));
+    let output = crate::support::run(&["explain", "nope"]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
 fn fail_on_none_passes_the_gate_but_keeps_the_findings() {
     let (code, report) = scan_json(&[&fixture("glibc-on-musl/oci"), "--fail-on", "none"]);
     assert_eq!(code, 0);

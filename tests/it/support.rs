@@ -140,7 +140,7 @@ pub fn drydock_tree(args: &[&str]) -> Listing {
     listing
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

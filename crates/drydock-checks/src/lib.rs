@@ -21,6 +21,15 @@ pub use context::{
 pub use finding::{Finding, Severity};
 pub use ldcache::LdCache;
 
+/// Libraries whose presence (by `DT_NEEDED` name prefix) makes a program a TLS client.
+pub const TLS_LIBRARIES: &[&str] = &[
+    "libssl.so",
+    "libgnutls.so",
+    "libnss3.so",
+    "libmbedtls.so",
+    "libwolfssl.so",
+];
+
 /// A rule with a stable identity.
 pub trait Check: Sync {
     /// The stable id, `area.name`; renaming it breaks users' policies.

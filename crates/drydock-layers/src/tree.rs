@@ -4,6 +4,9 @@ use crate::error::ApplyError;
 use crate::path;
 use crate::walk::{Change, EntryMeta, FileKind};
 
+/// The names of a resolved path, root first.
+type RealPath = Vec<Box<[u8]>>;
+
 /// Linux's limit on symlinks followed while resolving one path (`MAXSYMLINKS`).
 pub const MAX_SYMLINK_HOPS: u32 = 40;
 
@@ -385,53 +388,20 @@ impl<F> Tree<F> {
     /// when `follow_final`), absolute targets start again at the image root, and `..` at the
     /// root stays at the root, so no resolution ever leaves the image.
     pub fn resolve(&self, path: &[u8], follow_final: bool) -> Result<NodeId, Lookup> {
-        let mut ancestors = vec![ROOT];
-        let mut pending: Vec<Box<[u8]>> = path::components(path).rev().map(Into::into).collect();
-        let mut hops = 0;
-        while let Some(component) = pending.pop() {
-            match &*component {
-                b"." => continue,
-                b".." => {
-                    if ancestors.len() > 1 {
-                        ancestors.pop();
-                    }
-                    continue;
-                }
-                _ => {}
-            }
-            let current = *ancestors.last().unwrap_or(&ROOT);
-            let NodeKind::Dir(children) = &self.nodes[current.0 as usize].kind else {
-                return Err(Lookup::NotADirectory);
-            };
-            let Some(&child) = children.get(&component) else {
-                return Err(Lookup::Missing {
-                    parent: current,
-                    name: component.into(),
-                });
-            };
-            if let NodeKind::Symlink(target) = &self.nodes[child.0 as usize].kind
-                && (!pending.is_empty() || follow_final)
-            {
-                hops += 1;
-                if hops > MAX_SYMLINK_HOPS {
-                    return Err(Lookup::TooManyLinks);
-                }
-                if target.starts_with(b"/") {
-                    ancestors.truncate(1);
-                }
-                pending.extend(path::components(target).rev().map(Into::into));
-                continue;
-            }
-            ancestors.push(child);
-        }
-        Ok(*ancestors.last().unwrap_or(&ROOT))
+        self.walk(path, follow_final).map(|(node, _)| node)
     }
 
     /// The path `path` really names: symlinks followed (all of them), `.` and `..` folded,
     /// as `realpath(3)` inside the image. Normalised, without a leading `/`.
     pub fn canonical(&self, path: &[u8]) -> Result<Vec<u8>, Lookup> {
-        let mut names: Vec<Box<[u8]>> = Vec::new();
+        self.walk(path, true).map(|(_, names)| names.join(&b'/'))
+    }
+
+    /// The resolution behind [`Tree::resolve`] and [`Tree::canonical`]: the node reached and
+    /// the names of the real path to it.
+    fn walk(&self, path: &[u8], follow_final: bool) -> Result<(NodeId, RealPath), Lookup> {
         let mut ancestors = vec![ROOT];
+        let mut names: RealPath = Vec::new();
         let mut pending: Vec<Box<[u8]>> = path::components(path).rev().map(Into::into).collect();
         let mut hops = 0;
         while let Some(component) = pending.pop() {
@@ -456,7 +426,9 @@ impl<F> Tree<F> {
                     name: component.into(),
                 });
             };
-            if let NodeKind::Symlink(target) = &self.nodes[child.0 as usize].kind {
+            if let NodeKind::Symlink(target) = &self.nodes[child.0 as usize].kind
+                && (!pending.is_empty() || follow_final)
+            {
                 hops += 1;
                 if hops > MAX_SYMLINK_HOPS {
                     return Err(Lookup::TooManyLinks);
@@ -471,7 +443,7 @@ impl<F> Tree<F> {
             ancestors.push(child);
             names.push(component);
         }
-        Ok(names.join(&b'/'))
+        Ok((*ancestors.last().unwrap_or(&ROOT), names))
     }
 
     /// Describes a node.

@@ -13,8 +13,8 @@ mod model;
 mod score;
 
 pub use human::{HumanOptions, render_human};
-pub use model::{ImageInfo, LayerReport, Report, SCHEMA_VERSION};
-pub use score::{Gate, Grade, score};
+pub use model::{ImageInfo, LayerReport, Report, ReportFinding, SCHEMA_VERSION};
+pub use score::{Gate, Grade, costs, score};
 
 /// The report as pretty-printed JSON.
 pub fn render_json(report: &Report) -> String {

@@ -1,3 +1,5 @@
+use std::ops::Deref;
+
 use drydock_checks::Finding;
 
 use crate::score::Grade;
@@ -15,9 +17,48 @@ pub struct Report {
     pub grade: Grade,
     /// Whether the gate passed (the process exit code says the same).
     pub passed: bool,
-    pub findings: Vec<Finding>,
+    /// False when a critical finding says the container will not start or its program fails.
+    pub runnable: bool,
+    pub findings: Vec<ReportFinding>,
     /// Things that limited the scan without stopping it (a foreign layer not shipped).
     pub notes: Vec<String>,
+}
+
+/// A finding as the report shows it: what the check found, what it cost, where it is explained.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReportFinding {
+    #[serde(flatten)]
+    pub finding: Finding,
+    /// Points this finding took from the score (see `docs/scoring.md`).
+    pub cost: u32,
+    /// The check's page.
+    pub docs: String,
+}
+
+impl ReportFinding {
+    /// Wraps findings with their costs and documentation links.
+    pub fn from_findings(findings: Vec<Finding>) -> Vec<Self> {
+        let costs = crate::score::costs(&findings);
+        findings
+            .into_iter()
+            .zip(costs)
+            .map(|(finding, cost)| {
+                let docs = format!("docs/checks/{}.md", finding.id);
+                Self {
+                    finding,
+                    cost,
+                    docs,
+                }
+            })
+            .collect()
+    }
+}
+
+impl Deref for ReportFinding {
+    type Target = Finding;
+    fn deref(&self) -> &Finding {
+        &self.finding
+    }
 }
 
 /// Which image was scanned.

@@ -60,27 +60,51 @@ pub fn score(findings: &[Finding]) -> (u32, Grade) {
     (score, Grade::from_score(score))
 }
 
-/// When a scan fails: a finding at or above `fail_on` (default critical).
+/// What each finding costs, in the order given: its deduction while its check's cap lasts.
+pub fn costs(findings: &[Finding]) -> Vec<u32> {
+    let mut worst: BTreeMap<&str, u32> = BTreeMap::new();
+    for finding in findings {
+        let entry = worst.entry(&finding.id).or_insert(0);
+        *entry = (*entry).max(deduction(finding.severity));
+    }
+    let mut spent: BTreeMap<&str, u32> = BTreeMap::new();
+    findings
+        .iter()
+        .map(|finding| {
+            let cap = worst[finding.id.as_str()] * 3;
+            let used = spent.entry(&finding.id).or_insert(0);
+            let cost = deduction(finding.severity).min(cap - *used);
+            *used += cost;
+            cost
+        })
+        .collect()
+}
+
+/// When a scan fails: a finding at or above `fail_on` (default critical), or a score below
+/// `min_score`.
 #[derive(Debug, Clone, Copy)]
 pub struct Gate {
     /// `None` never fails on findings.
     pub fail_on: Option<Severity>,
+    pub min_score: Option<u32>,
 }
 
 impl Default for Gate {
     fn default() -> Self {
         Self {
             fail_on: Some(Severity::Critical),
+            min_score: None,
         }
     }
 }
 
 impl Gate {
-    pub fn passes(&self, findings: &[Finding]) -> bool {
-        match self.fail_on {
+    pub fn passes(&self, findings: &[Finding], score: u32) -> bool {
+        let severity_ok = match self.fail_on {
             None => true,
             Some(threshold) => findings.iter().all(|f| f.severity > threshold),
-        }
+        };
+        severity_ok && self.min_score.is_none_or(|min| score >= min)
     }
 }
 
@@ -113,6 +137,25 @@ mod tests {
     }
 
     #[test]
+    fn costs_add_up_to_what_the_score_lost() {
+        let mut findings: Vec<Finding> = (0..5).map(|_| finding("x.low", Severity::Low)).collect();
+        findings.push(finding("y.high", Severity::High));
+        let costs = costs(&findings);
+        assert_eq!(costs, [2, 2, 2, 0, 0, 15]);
+        assert_eq!(100 - costs.iter().sum::<u32>(), score(&findings).0);
+    }
+
+    #[test]
+    fn a_minimum_score_gates_too() {
+        let gate = Gate {
+            fail_on: None,
+            min_score: Some(90),
+        };
+        assert!(gate.passes(&[], 95));
+        assert!(!gate.passes(&[], 80));
+    }
+
+    #[test]
     fn one_check_costs_at_most_three_findings() {
         let many: Vec<Finding> = (0..20).map(|_| finding("x.low", Severity::Low)).collect();
         assert_eq!(score(&many), (94, Grade::A));
@@ -121,24 +164,13 @@ mod tests {
     #[test]
     fn the_gate_fails_at_or_above_its_threshold() {
         let findings = [finding("a", Severity::High)];
-        assert!(
-            !Gate {
-                fail_on: Some(Severity::High)
-            }
-            .passes(&findings)
-        );
-        assert!(
-            !Gate {
-                fail_on: Some(Severity::Medium)
-            }
-            .passes(&findings)
-        );
-        assert!(
-            Gate {
-                fail_on: Some(Severity::Critical)
-            }
-            .passes(&findings)
-        );
-        assert!(Gate { fail_on: None }.passes(&findings));
+        let gate = |fail_on| Gate {
+            fail_on,
+            min_score: None,
+        };
+        assert!(!gate(Some(Severity::High)).passes(&findings, 100));
+        assert!(!gate(Some(Severity::Medium)).passes(&findings, 100));
+        assert!(gate(Some(Severity::Critical)).passes(&findings, 100));
+        assert!(gate(None).passes(&findings, 100));
     }
 }

@@ -5,7 +5,7 @@
 use drydock_facts::CertBundle;
 
 use crate::runtime::{date, files_under, is_dir, regular_file};
-use crate::{Check, Finding, ImageContext, Severity};
+use crate::{Check, Finding, ImageContext, Severity, TLS_LIBRARIES};
 
 /// Go's `crypto/x509` root files (Linux) and OpenSSL's defaults, in the order Go tries them.
 const BUNDLE_FILES: &[&str] = &[
@@ -18,14 +18,6 @@ const BUNDLE_FILES: &[&str] = &[
     "/usr/lib/ssl/cert.pem",
 ];
 const BUNDLE_DIRS: &[&str] = &["/etc/ssl/certs", "/etc/pki/tls/certs", "/usr/lib/ssl/certs"];
-/// Libraries whose presence makes a program a TLS client.
-const TLS_LIBRARIES: &[&str] = &[
-    "libssl.so",
-    "libgnutls.so",
-    "libnss3.so",
-    "libmbedtls.so",
-    "libwolfssl.so",
-];
 const EMBEDDED_ROOTS: &str = "golang.org/x/crypto/x509roots/fallback";
 
 /// A program that makes TLS connections, and how we know.
