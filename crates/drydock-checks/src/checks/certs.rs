@@ -262,3 +262,63 @@ impl CertsInvalid {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use drydock_facts::{ElfKind, FileFacts, GoBuildInfo, GoModule, elf_facts};
+    use drydock_layers::{Change, EntryMeta, FileKind};
+
+    use super::*;
+    use crate::{ImageTree, RuntimeConfig};
+
+    /// An image holding only a static Go TLS client, with or without embedded roots.
+    fn go_client(embeds_roots: bool) -> ImageTree {
+        let mut facts = elf_facts(b"\x7fELF");
+        facts.kind = ElfKind::Executable;
+        facts.go_crypto_tls = true;
+        let mut go = GoBuildInfo {
+            go_version: "go1.22.1".into(),
+            ..GoBuildInfo::default()
+        };
+        if embeds_roots {
+            go.deps.push(GoModule {
+                path: EMBEDDED_ROOTS.into(),
+                version: "v0.1.0".into(),
+            });
+        }
+        facts.go = Some(go);
+        let meta = EntryMeta {
+            mode: 0o755,
+            size: 1,
+            ..EntryMeta::default()
+        };
+        let mut tree = ImageTree::new();
+        tree.apply(
+            0,
+            vec![Change::Add {
+                path: b"app/server".to_vec(),
+                kind: FileKind::File,
+                meta,
+                link: None,
+                fact: Some(FileFacts::Elf(Box::new(facts))),
+            }],
+        )
+        .unwrap();
+        tree
+    }
+
+    fn severities(tree: &ImageTree) -> Vec<Severity> {
+        let config = RuntimeConfig {
+            entrypoint: vec!["/app/server".into()],
+            ..RuntimeConfig::default()
+        };
+        let cx = ImageContext::new(tree, &config, "linux/amd64", &[]);
+        CertsMissing.run(&cx).iter().map(|f| f.severity).collect()
+    }
+
+    #[test]
+    fn a_go_client_with_embedded_roots_needs_no_bundle() {
+        assert_eq!(severities(&go_client(false)), [Severity::High]);
+        assert_eq!(severities(&go_client(true)), [Severity::Info]);
+    }
+}
