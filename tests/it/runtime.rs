@@ -47,6 +47,11 @@ fn every_runtime_check_fires_on_its_fixture_and_not_on_its_twin() {
         ("shell-form", one("entrypoint.shell-form", "medium")),
         ("shell-form-exec", vec![]),
         ("script-sh", vec![]),
+        (
+            "script-env-bash",
+            one("entrypoint.interpreter-missing", "critical"),
+        ),
+        ("user-numeric", vec![]),
         ("certs-empty", one("certs.invalid", "high")),
         ("certs-env-dangling", one("certs.invalid", "high")),
         (
@@ -142,6 +147,28 @@ fn messages_name_the_program_and_the_fix() {
             .as_str()
             .unwrap()
             .contains("time/tzdata")
+    );
+
+    let (_, report) = scan_json(&[&fixture("script-env-bash/oci")]);
+    let message = report["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("env: 'bash': No such file or directory"),
+        "{message}"
+    );
+
+    let (_, report) = scan_json(&[&fixture("user-numeric/oci")]);
+    let info = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "user.unknown")
+        .unwrap();
+    assert_eq!(
+        info["severity"], "info",
+        "a numeric user without an entry still starts"
     );
 
     let (_, report) = scan_json(&[&fixture("user-unknown/oci")]);

@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::cmd::run;
 
-const RECIPE: &str = "fixtures-v16";
+const RECIPE: &str = "fixtures-v17";
 
 pub fn default_dir(root: &Path) -> PathBuf {
     root.join("target/fixtures")
@@ -962,6 +962,13 @@ fn runtime_fixtures(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
         },
     )?;
     service(
+        "user-numeric",
+        GoService {
+            config: &["--config.user", "12345"],
+            ..GoService::default()
+        },
+    )?;
+    service(
         "user-named",
         GoService {
             config: &["--config.user", "nobody"],
@@ -1013,6 +1020,10 @@ fn runtime_fixtures(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
             ],
         ),
         ("script-sh", vec!["--config.entrypoint", "/app/start.sh"]),
+        (
+            "script-env-bash",
+            vec!["--config.entrypoint", "/app/env-run.sh"],
+        ),
     ] {
         let builder = Builder::new(&out.join(name))?;
         builder.put("bin/busybox", Path::new("/bin/busybox"), 0o755)?;
@@ -1039,6 +1050,12 @@ fn runtime_fixtures(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
         builder.write(
             "app/start.sh",
             b"#!/bin/sh\nexec /app/server \"$@\"\n",
+            0o755,
+        )?;
+        builder.link("usr/bin/env", "/bin/busybox")?;
+        builder.write(
+            "app/env-run.sh",
+            b"#!/usr/bin/env bash\nexec /app/server\n",
             0o755,
         )?;
         builder.commit("COPY --from=build /out /app")?;
