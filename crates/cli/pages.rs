@@ -3,6 +3,14 @@
 /// (check id, page).
 pub const PAGES: &[(&str, &str)] = &[
     (
+        "build.source",
+        include_str!("../../docs/checks/build.source.md"),
+    ),
+    (
+        "build.toolchain",
+        include_str!("../../docs/checks/build.toolchain.md"),
+    ),
+    (
         "certs.invalid",
         include_str!("../../docs/checks/certs.invalid.md"),
     ),
@@ -42,6 +50,7 @@ pub const PAGES: &[(&str, &str)] = &[
         "entrypoint.shell-form",
         include_str!("../../docs/checks/entrypoint.shell-form.md"),
     ),
+    ("fs.setuid", include_str!("../../docs/checks/fs.setuid.md")),
     (
         "fs.tmp-missing",
         include_str!("../../docs/checks/fs.tmp-missing.md"),
@@ -49,6 +58,10 @@ pub const PAGES: &[(&str, &str)] = &[
     (
         "go.gomaxprocs",
         include_str!("../../docs/checks/go.gomaxprocs.md"),
+    ),
+    (
+        "layers.wasted",
+        include_str!("../../docs/checks/layers.wasted.md"),
     ),
     (
         "tz.localtime-dangling",

@@ -5,7 +5,9 @@ use std::io::Read;
 
 use drydock_checks::{ImageContext, ImageTree, LayerInfo, RuntimeConfig};
 use drydock_facts::{FactsHook, FileFacts};
-use drydock_layers::{ApplyError, LayerWalk, Limits, WalkError, walk_layer};
+use drydock_layers::{
+    ApplyError, Efficiency, EfficiencySummary, LayerWalk, Limits, WalkError, walk_layer,
+};
 use drydock_report::{Gate, ImageInfo, LayerReport, Report, SCHEMA_VERSION};
 use drydock_source::{
     BlobStore, ErrorClass, Image, ImageFormat, ImageSpec, Layer, Location, Opened, Selector,
@@ -67,6 +69,7 @@ pub struct Scanned {
     pub image: Image,
     pub tree: ImageTree,
     pub layers: Vec<WalkedLayer>,
+    pub efficiency: EfficiencySummary,
 }
 
 /// Why a layer could not be walked: its blob did not open, or its content is bad.
@@ -252,6 +255,7 @@ pub fn load(target: &Target) -> Result<Scanned, ScanError> {
     };
     let source = label.unwrap_or_else(|| source_label(&spec, &image));
     let mut tree = ImageTree::new();
+    let mut efficiency = Efficiency::new();
     let mut layers = Vec::new();
     for (layer, walked) in image.layers.iter().zip(walks) {
         let Some(walked) = walked else {
@@ -280,6 +284,7 @@ pub fn load(target: &Target) -> Result<Scanned, ScanError> {
             blob_size: walked.blob_size,
             tar_size: walked.tar_size,
         });
+        efficiency.observe(&tree, &walked.changes);
         let index = u32::try_from(layer.index).unwrap_or(u32::MAX);
         tree.apply(index, walked.changes)
             .map_err(|source| ScanError::Apply {
@@ -287,11 +292,13 @@ pub fn load(target: &Target) -> Result<Scanned, ScanError> {
                 source,
             })?;
     }
+    let efficiency = efficiency.summary();
     Ok(Scanned {
         source,
         image,
         tree,
         layers,
+        efficiency,
     })
 }
 
@@ -367,7 +374,8 @@ pub fn report(scanned: &Scanned, gate: Gate) -> Report {
             created_by: l.created_by.clone(),
         })
         .collect();
-    let cx = ImageContext::new(&scanned.tree, &config, &platform, &layer_infos);
+    let cx = ImageContext::new(&scanned.tree, &config, &platform, &layer_infos)
+        .with_efficiency(&scanned.efficiency);
     let findings = drydock_checks::run_all(&cx);
     let (score, grade) = drydock_report::score(&findings);
     let stats = scanned.tree.layer_stats();
@@ -397,6 +405,9 @@ pub fn report(scanned: &Scanned, gate: Gate) -> Report {
             config_digest: image.config_digest.clone(),
             platform,
             layers,
+            efficiency: scanned.efficiency.efficiency,
+            wasted_bytes: scanned.efficiency.wasted_bytes,
+            user_wasted_percent: scanned.efficiency.user_wasted_ratio * 100.0,
         },
         score,
         grade,

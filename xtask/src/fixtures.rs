@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::cmd::run;
 
-const RECIPE: &str = "fixtures-v17";
+const RECIPE: &str = "fixtures-v20";
 
 pub fn default_dir(root: &Path) -> PathBuf {
     root.join("target/fixtures")
@@ -43,6 +43,7 @@ pub fn build_all(root: &Path, out: &Path) -> anyhow::Result<()> {
     elf_fixtures(out, &bins)?;
     runtime_fixtures(out, &bins)?;
     debian(out)?;
+    debian_go(out, &bins)?;
     fs::remove_dir_all(out.join("build")).ok();
     fs::write(&stamp, RECIPE)?;
     eprintln!("fixtures built in {}", out.display());
@@ -251,6 +252,22 @@ impl Builder {
             bundle,
         };
         run(Command::new("umoci").args(["new", "--image", &builder.image()]))?;
+        run(Command::new("umoci")
+            .args(["unpack", "--image", &builder.image()])
+            .arg(&builder.bundle))?;
+        Ok(builder)
+    }
+
+    /// Continues an existing image: a copy of `source`'s layout, unpacked.
+    fn from_layout(dir: &Path, source: &Path) -> anyhow::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let layout = dir.join("oci");
+        run(Command::new("cp").arg("-a").arg(source).arg(&layout))?;
+        let builder = Self {
+            layout,
+            tag: "latest".into(),
+            bundle: dir.join("bundle"),
+        };
         run(Command::new("umoci")
             .args(["unpack", "--image", &builder.image()])
             .arg(&builder.bundle))?;
@@ -569,9 +586,16 @@ fn layers_edge(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
         "COPY edge-cases / # hand-written: opaque dir, hardlink, whiteout",
     )?;
     builder.config(&["--config.entrypoint", "/app/hello", "--config.user", "app"])?;
-    builder.finish()?;
+    let layout = builder.finish()?;
     fs::remove_file(&tar_path)?;
-    Ok(())
+    skopeo_copy(
+        &format!("oci:{}:latest", layout.display()),
+        &format!(
+            "docker-archive:{}:drydock-fixtures/layers-edge:latest",
+            dir.join("docker.tar").display()
+        ),
+        &[],
+    )
 }
 
 fn write_edge_layer(path: &Path) -> anyhow::Result<()> {
@@ -982,6 +1006,49 @@ fn runtime_fixtures(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
             ..GoService::default()
         },
     )?;
+    // `COPY . .` in a single-stage build: sources, VCS metadata and the Dockerfile ship too.
+    let builder = Builder::new(&out.join("source-leak"))?;
+    builder.write(
+        "etc/passwd",
+        format!("{PASSWD}app:x:65532:65532::/home/app:/sbin/nologin\n").as_bytes(),
+        0o644,
+    )?;
+    builder.dir("tmp", 0o1777)?;
+    builder.put(
+        "etc/ssl/certs/ca-certificates.crt",
+        &fs::canonicalize("/etc/ssl/certs/ca-certificates.crt")?,
+        0o644,
+    )?;
+    builder.put("app/server", server, 0o755)?;
+    builder.write("app/main.go", b"package main\n\nfunc main() {}\n", 0o644)?;
+    builder.write(
+        "app/go.mod",
+        b"module example.com/server\n\ngo 1.19\n",
+        0o644,
+    )?;
+    builder.write(
+        "app/Dockerfile",
+        b"FROM golang\nCOPY . .\nRUN go build -o server\n",
+        0o644,
+    )?;
+    builder.write("app/.git/HEAD", b"ref: refs/heads/main\n", 0o644)?;
+    builder.write(
+        "app/.git/config",
+        b"[core]\n\trepositoryformatversion = 0\n",
+        0o644,
+    )?;
+    // A setuid helper anyone may overwrite.
+    builder.put("app/helper", Path::new("/bin/busybox"), 0o4777)?;
+    builder.commit("COPY . /app")?;
+    builder.config(&[
+        "--config.entrypoint",
+        "/app/server",
+        "--config.user",
+        "65532",
+        "--config.env",
+        "GOMAXPROCS=2",
+    ])?;
+    builder.finish()?;
     // A scratch image: the binary alone (no /tmp, no passwd, no bundle, root).
     let builder = Builder::new(&out.join("scratch"))?;
     builder.put("app/server", server, 0o755)?;
@@ -1087,6 +1154,56 @@ fn debian(out: &Path) -> anyhow::Result<()> {
     builder.config(&["--config.cmd", "bash"])?;
     builder.finish()?;
     Ok(())
+}
+
+/// The realistic large image: the Debian image, plus the Go toolchain, plus an app, plus a
+/// cleanup layer that deletes what earlier layers added (the wasted bytes dive measures).
+fn debian_go(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
+    let dir = out.join("debian-go");
+    let builder = Builder::from_layout(&dir, &out.join("debian/oci"))?;
+    let go = builder.rootfs().join("usr/local/go");
+    fs::create_dir_all(&go)?;
+    run(Command::new("cp")
+        .arg("-a")
+        .arg("/usr/lib/go-1.19/.")
+        .arg(&go))?;
+    // Debian's go-1.19 links its sources from /usr/share: bring them in as real files.
+    for part in ["src", "api", "misc", "test"] {
+        let link = go.join(part);
+        if link.is_symlink() {
+            fs::remove_file(&link)?;
+            run(Command::new("cp")
+                .arg("-a")
+                .arg(format!("/usr/share/go-1.19/{part}"))
+                .arg(&link))?;
+        }
+    }
+    builder.commit("COPY --from=golang /usr/local/go /usr/local/go")?;
+    builder.put("app/server", &bins.server_amd64, 0o755)?;
+    builder.commit("RUN go build -o /app/server ./cmd/server")?;
+    let rootfs = builder.rootfs();
+    // Files deleted one by one (each a whiteout), a directory deleted whole, a file rewritten.
+    for entry in fs::read_dir(rootfs.join("var/cache/apt/archives"))? {
+        let entry = entry?;
+        if entry.path().extension().is_some_and(|e| e == "deb") {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    fs::remove_dir_all(rootfs.join("usr/local/go/test"))?;
+    let mut server = fs::read(&bins.server_amd64)?;
+    server.extend_from_slice(b"rebuilt");
+    fs::write(rootfs.join("app/server"), server)?;
+    builder.commit("RUN rm -f /var/cache/apt/archives/*.deb && rm -rf /usr/local/go/test && go build -o /app/server")?;
+    builder.config(&["--config.entrypoint", "/app/server"])?;
+    let layout = builder.finish()?;
+    skopeo_copy(
+        &format!("oci:{}:latest", layout.display()),
+        &format!(
+            "docker-archive:{}:drydock-fixtures/debian-go:latest",
+            dir.join("docker.tar").display()
+        ),
+        &[],
+    )
 }
 
 /// One layout holding two tagged images, and a containerd/Docker 25+ archive holding both.

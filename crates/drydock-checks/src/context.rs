@@ -1,7 +1,7 @@
 use std::sync::OnceLock;
 
 use drydock_facts::{ElfFacts, FileFacts};
-use drydock_layers::{FileKind, NodeId, Tree, path};
+use drydock_layers::{EfficiencySummary, FileKind, NodeId, Tree, path};
 
 use crate::finding::Severity;
 use crate::loader::{Loader, Outcome};
@@ -76,6 +76,8 @@ pub struct ImageContext<'a> {
     /// `os/arch[/variant]` from the image config.
     pub platform: &'a str,
     pub layers: &'a [LayerInfo],
+    /// dive-style wasted bytes and efficiency, when the layers were measured.
+    pub efficiency: Option<&'a EfficiencySummary>,
     analysis: OnceLock<Analysis<'a>>,
 }
 
@@ -91,14 +93,25 @@ impl<'a> ImageContext<'a> {
             config,
             platform,
             layers,
+            efficiency: None,
             analysis: OnceLock::new(),
         }
     }
 
-    /// Every regular file with ELF facts: (path, node, facts, mode).
+    pub fn with_efficiency(mut self, efficiency: &'a EfficiencySummary) -> Self {
+        self.efficiency = Some(efficiency);
+        self
+    }
+
+    /// Every regular file with ELF facts: (path, node, facts, mode). Test data inside source
+    /// trees (a `testdata` directory, as Go's standard library ships foreign and broken ELF
+    /// files there on purpose) is left out: nothing runs it.
     pub fn elf_files(&self) -> impl Iterator<Item = (String, NodeId, &'a ElfFacts, u32)> + 'a {
         let tree = self.tree;
         tree.entries().into_iter().filter_map(move |(p, id)| {
+            if p.split(|&b| b == b'/').any(|c| c == b"testdata") {
+                return None;
+            }
             let entry = tree.entry(id);
             if entry.kind != FileKind::File {
                 return None;

@@ -16,6 +16,7 @@
 
 mod compression;
 mod digest;
+mod efficiency;
 mod error;
 pub mod path;
 mod tree;
@@ -23,6 +24,7 @@ mod walk;
 
 pub use compression::{Compression, decoder};
 pub use digest::{HashingReader, Sha256Digest};
+pub use efficiency::{Efficiency, EfficiencySummary, Inefficiency};
 pub use error::{ApplyError, WalkError};
 pub use tree::{EntryView, LayerStats, Lookup, MAX_SYMLINK_HOPS, NodeId, Tree};
 pub use walk::{

@@ -446,6 +446,27 @@ impl<F> Tree<F> {
         Ok((*ancestors.last().unwrap_or(&ROOT), names))
     }
 
+    /// Bytes of regular files at or under `path` (not following a final symlink), counting
+    /// each file once where its tar entry carried its bytes (hardlinks carry none).
+    pub fn bytes_under(&self, path: &[u8]) -> u64 {
+        let Ok(node) = self.resolve(path, false) else {
+            return 0;
+        };
+        let mut total = 0;
+        let mut pending = vec![node];
+        while let Some(id) = pending.pop() {
+            let node = &self.nodes[id.0 as usize];
+            match &node.kind {
+                NodeKind::Dir(children) => pending.extend(children.values().copied()),
+                NodeKind::File(inode) if node.owns_bytes => {
+                    total += self.inodes[inode.0 as usize].meta.size
+                }
+                _ => {}
+            }
+        }
+        total
+    }
+
     /// Describes a node.
     pub fn entry(&self, id: NodeId) -> EntryView<'_, F> {
         let node = &self.nodes[id.0 as usize];

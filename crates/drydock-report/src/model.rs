@@ -73,6 +73,12 @@ pub struct ImageInfo {
     pub config_digest: String,
     pub platform: String,
     pub layers: Vec<LayerReport>,
+    /// dive's image efficiency, 0 to 1.
+    pub efficiency: f64,
+    /// dive's wasted bytes: every size of every path more than one layer touches.
+    pub wasted_bytes: u64,
+    /// Wasted bytes over the bytes of the layers above the base, in percent.
+    pub user_wasted_percent: f64,
 }
 
 /// One layer of the scanned image.

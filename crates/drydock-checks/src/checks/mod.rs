@@ -1,5 +1,6 @@
 //! The catalogue. One module per check; the order here is the order of `drydock checks`.
 
+mod build_leftovers;
 mod certs;
 mod elf_interpreter_missing;
 mod elf_library_missing;
@@ -7,8 +8,10 @@ mod elf_not_stripped;
 mod elf_symbol_version_missing;
 mod elf_wrong_architecture;
 mod entrypoint;
+mod fs_setuid;
 mod fs_tmp_missing;
 mod go_gomaxprocs;
+mod layers_wasted;
 mod tz;
 mod user;
 
@@ -33,5 +36,9 @@ pub fn all() -> &'static [&'static dyn Check] {
         &tz::LocaltimeDangling,
         &fs_tmp_missing::TmpMissing,
         &go_gomaxprocs::Gomaxprocs,
+        &build_leftovers::Toolchain,
+        &build_leftovers::Source,
+        &layers_wasted::Wasted,
+        &fs_setuid::Setuid,
     ]
 }
