@@ -64,6 +64,14 @@ pub const PAGES: &[(&str, &str)] = &[
         include_str!("../../docs/checks/layers.wasted.md"),
     ),
     (
+        "secret.config",
+        include_str!("../../docs/checks/secret.config.md"),
+    ),
+    (
+        "secret.file",
+        include_str!("../../docs/checks/secret.file.md"),
+    ),
+    (
         "tz.localtime-dangling",
         include_str!("../../docs/checks/tz.localtime-dangling.md"),
     ),

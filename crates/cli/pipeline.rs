@@ -3,8 +3,10 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use drydock_checks::{ImageContext, ImageTree, LayerInfo, RuntimeConfig};
+use drydock_checks::{ImageContext, ImageTree, LayerInfo, LayerSecret, RuntimeConfig};
+use drydock_facts::secrets::redact;
 use drydock_facts::{FactsHook, FileFacts};
+use drydock_layers::Change;
 use drydock_layers::{
     ApplyError, Efficiency, EfficiencySummary, LayerWalk, Limits, WalkError, walk_layer,
 };
@@ -70,6 +72,8 @@ pub struct Scanned {
     pub tree: ImageTree,
     pub layers: Vec<WalkedLayer>,
     pub efficiency: EfficiencySummary,
+    /// Credentials found in any layer, deleted later or not.
+    pub secrets: Vec<LayerSecret>,
 }
 
 /// Why a layer could not be walked: its blob did not open, or its content is bad.
@@ -256,6 +260,7 @@ pub fn load(target: &Target) -> Result<Scanned, ScanError> {
     let source = label.unwrap_or_else(|| source_label(&spec, &image));
     let mut tree = ImageTree::new();
     let mut efficiency = Efficiency::new();
+    let mut secrets = Vec::new();
     let mut layers = Vec::new();
     for (layer, walked) in image.layers.iter().zip(walks) {
         let Some(walked) = walked else {
@@ -285,6 +290,22 @@ pub fn load(target: &Target) -> Result<Scanned, ScanError> {
             tar_size: walked.tar_size,
         });
         efficiency.observe(&tree, &walked.changes);
+        for change in &walked.changes {
+            if let Change::Add {
+                path,
+                fact: Some(fact),
+                ..
+            } = change
+                && let Some(secret) = fact.secret()
+            {
+                secrets.push(LayerSecret {
+                    layer: layer.index,
+                    path: drydock_layers::path::display(path),
+                    kind: secret.kind.clone(),
+                    detail: secret.detail.clone(),
+                });
+            }
+        }
         let index = u32::try_from(layer.index).unwrap_or(u32::MAX);
         tree.apply(index, walked.changes)
             .map_err(|source| ScanError::Apply {
@@ -299,6 +320,7 @@ pub fn load(target: &Target) -> Result<Scanned, ScanError> {
         tree,
         layers,
         efficiency,
+        secrets,
     })
 }
 
@@ -357,6 +379,12 @@ pub fn runtime_config(image: &Image) -> RuntimeConfig {
         env: config.env().clone().unwrap_or_default(),
         user: config.user().clone().filter(|u| !u.is_empty()),
         working_dir: config.working_dir().clone().filter(|w| !w.is_empty()),
+        history: image
+            .config
+            .history()
+            .as_ref()
+            .map(|h| h.iter().filter_map(|e| e.created_by().clone()).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -371,11 +399,12 @@ pub fn report(scanned: &Scanned, gate: Gate) -> Report {
         .map(|l| LayerInfo {
             index: l.index,
             digest: l.digest.clone(),
-            created_by: l.created_by.clone(),
+            created_by: l.created_by.as_deref().map(redact),
         })
         .collect();
     let cx = ImageContext::new(&scanned.tree, &config, &platform, &layer_infos)
-        .with_efficiency(&scanned.efficiency);
+        .with_efficiency(&scanned.efficiency)
+        .with_secrets(&scanned.secrets);
     let findings = drydock_checks::run_all(&cx);
     let (score, grade) = drydock_report::score(&findings);
     let stats = scanned.tree.layer_stats();
@@ -392,7 +421,7 @@ pub fn report(scanned: &Scanned, gate: Gate) -> Report {
                 uncompressed_size: walked.tar_size,
                 added_bytes: stat.added_bytes,
                 wasted_bytes: stat.wasted_bytes,
-                created_by: walked.layer.created_by.clone(),
+                created_by: walked.layer.created_by.as_deref().map(redact),
             }
         })
         .collect();

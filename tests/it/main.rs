@@ -13,5 +13,6 @@ mod leftovers;
 mod registry;
 mod registry_support;
 mod runtime;
+mod secrets;
 mod support;
 mod tree_vs_umoci;

@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::cmd::run;
 
-const RECIPE: &str = "fixtures-v20";
+const RECIPE: &str = "fixtures-v22";
 
 pub fn default_dir(root: &Path) -> PathBuf {
     root.join("target/fixtures")
@@ -42,6 +42,7 @@ pub fn build_all(root: &Path, out: &Path) -> anyhow::Result<()> {
     platforms(out, &bins)?;
     elf_fixtures(out, &bins)?;
     runtime_fixtures(out, &bins)?;
+    secret_fixtures(out)?;
     debian(out)?;
     debian_go(out, &bins)?;
     fs::remove_dir_all(out.join("build")).ok();
@@ -1128,6 +1129,102 @@ fn runtime_fixtures(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
         builder.commit("COPY --from=build /out /app")?;
         let mut config = config;
         config.extend(["--config.user", "app", "--config.env", "GOMAXPROCS=2"]);
+        builder.config(&config)?;
+        builder.finish()?;
+    }
+    Ok(())
+}
+
+/// Credentials leaked into layers (one later deleted, still extractable), and the look-alikes
+/// that must not count: examples, placeholders, public certificates, a language package's
+/// test key. Values are random, generated here.
+fn secret_fixtures(out: &Path) -> anyhow::Result<()> {
+    let random = |len: usize| -> anyhow::Result<String> {
+        let bytes =
+            crate::cmd::output(Command::new("openssl").args(["rand", "-hex", &len.to_string()]))?;
+        Ok(bytes.trim().to_owned())
+    };
+    let key_file = out.join("build/leaked-key.pem");
+    run(Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&key_file))?;
+    let test_key = out.join("build/test-key.pem");
+    run(Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&test_key))?;
+    for (name, leaks) in [("secrets", true), ("secrets-lookalike", false)] {
+        let builder = Builder::new(&out.join(name))?;
+        builder.write(
+            "etc/passwd",
+            format!("{PASSWD}app:x:65532:65532::/home/app:/sbin/nologin\n").as_bytes(),
+            0o644,
+        )?;
+        builder.dir("tmp", 0o1777)?;
+        builder.put(
+            "etc/ssl/certs/ca-certificates.crt",
+            &fs::canonicalize("/etc/ssl/certs/ca-certificates.crt")?,
+            0o644,
+        )?;
+        builder.put(
+            "usr/lib/python3/dist-packages/tlslib/tests/key.pem",
+            &test_key,
+            0o644,
+        )?;
+        builder.write("app/.env.example", b"API_TOKEN=\nDB_PASSWORD=\n", 0o644)?;
+        builder.write(
+            "app/config/.env",
+            b"API_TOKEN=changeme\nDB_PASSWORD=${DB_PASSWORD}\nSECRET_FILE=/run/secrets/db\n",
+            0o644,
+        )?;
+        builder.write(
+            "root/.npmrc",
+            b"//registry.npmjs.org/:_authToken=${NPM_TOKEN}\n",
+            0o644,
+        )?;
+        builder.commit("COPY . /app")?;
+        if leaks {
+            builder.write(
+                "app/.env",
+                format!("DEBUG=1\nAPI_TOKEN={}\n", random(20)?).as_bytes(),
+                0o600,
+            )?;
+            builder.put("root/.ssh/id_ed25519", &key_file, 0o600)?;
+            builder.write(
+                "root/.aws/credentials",
+                format!(
+                    "[default]\naws_access_key_id = AKIA{}\naws_secret_access_key = {}\n",
+                    random(8)?.to_uppercase(),
+                    random(20)?
+                )
+                .as_bytes(),
+                0o600,
+            )?;
+            builder.write(
+                "root/.git-credentials",
+                format!("https://ci:{}@git.example.com\n", random(20)?).as_bytes(),
+                0o600,
+            )?;
+            builder.commit("COPY . /app  # with the developer's home directory")?;
+            fs::remove_file(builder.rootfs().join("root/.ssh/id_ed25519"))?;
+            fs::remove_file(builder.rootfs().join("root/.aws/credentials"))?;
+            // A build argument a RUN used: the classic builder records its value in the history.
+            builder.commit(&format!(
+                "|1 GITHUB_TOKEN=ghp_{} /bin/sh -c rm /root/.ssh/id_ed25519 /root/.aws/credentials",
+                random(18)?
+            ))?;
+        }
+        let token = format!("AWS_SECRET_ACCESS_KEY={}", random(20)?);
+        let mut config = vec![
+            "--config.entrypoint",
+            "/bin/true",
+            "--config.user",
+            "65532",
+            "--config.env",
+            "DB_PASSWORD=",
+        ];
+        if leaks {
+            config.extend(["--config.env", token.as_str()]);
+        }
         builder.config(&config)?;
         builder.finish()?;
     }

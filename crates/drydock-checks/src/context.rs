@@ -20,6 +20,8 @@ pub struct RuntimeConfig {
     pub env: Vec<String>,
     pub user: Option<String>,
     pub working_dir: Option<String>,
+    /// Every history entry's `created_by`, empty layers included.
+    pub history: Vec<String>,
 }
 
 impl RuntimeConfig {
@@ -46,6 +48,16 @@ pub struct LayerInfo {
     pub index: usize,
     pub digest: Option<String>,
     pub created_by: Option<String>,
+}
+
+/// A credential found in a layer, whether or not a later layer deleted it.
+#[derive(Debug, Clone)]
+pub struct LayerSecret {
+    pub layer: usize,
+    /// The path, displayed (`/root/.aws/credentials`).
+    pub path: String,
+    pub kind: String,
+    pub detail: String,
 }
 
 /// A dynamically linked program and what the loader makes of it.
@@ -78,6 +90,8 @@ pub struct ImageContext<'a> {
     pub layers: &'a [LayerInfo],
     /// dive-style wasted bytes and efficiency, when the layers were measured.
     pub efficiency: Option<&'a EfficiencySummary>,
+    /// Credentials found in any layer.
+    pub secrets: &'a [LayerSecret],
     analysis: OnceLock<Analysis<'a>>,
 }
 
@@ -94,8 +108,14 @@ impl<'a> ImageContext<'a> {
             platform,
             layers,
             efficiency: None,
+            secrets: &[],
             analysis: OnceLock::new(),
         }
+    }
+
+    pub fn with_secrets(mut self, secrets: &'a [LayerSecret]) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     pub fn with_efficiency(mut self, efficiency: &'a EfficiencySummary) -> Self {

@@ -16,7 +16,8 @@ mod runtime;
 
 pub use checks::all;
 pub use context::{
-    Analysis, DEFAULT_PATH, ImageContext, ImageTree, LayerInfo, ProgramLoad, RuntimeConfig,
+    Analysis, DEFAULT_PATH, ImageContext, ImageTree, LayerInfo, LayerSecret, ProgramLoad,
+    RuntimeConfig,
 };
 pub use finding::{Finding, Severity};
 pub use ldcache::LdCache;

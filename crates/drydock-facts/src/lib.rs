@@ -11,6 +11,7 @@
 
 mod certs;
 mod elf;
+pub mod secrets;
 
 use std::io::{self, Read};
 
@@ -21,6 +22,7 @@ pub use elf::{
     ElfClass, ElfFacts, ElfKind, GoBuildInfo, GoModule, Libc, NeededVersion, RustPackage, Sections,
     VersionNeed, elf_facts, machine_name,
 };
+pub use secrets::SecretFacts;
 
 /// Files captured whole are at most this large.
 const MAX_CAPTURE: u64 = 8 << 20;
@@ -42,6 +44,8 @@ pub enum FileFacts {
     Script {
         shebang: String,
     },
+    /// A credential (its kind and place, never its value).
+    Secret(SecretFacts),
 }
 
 impl FileFacts {
@@ -66,6 +70,13 @@ impl FileFacts {
         }
     }
 
+    pub fn secret(&self) -> Option<&SecretFacts> {
+        match self {
+            Self::Secret(secret) => Some(secret),
+            _ => None,
+        }
+    }
+
     pub fn shebang(&self) -> Option<&str> {
         match self {
             Self::Script { shebang } => Some(shebang),
@@ -84,6 +95,10 @@ pub fn wants_content(path: &[u8]) -> bool {
         || (path.starts_with(b"etc/ld.so.conf.d/") && path.ends_with(b".conf"))
         || (path.starts_with(b"etc/ld-musl-") && path.ends_with(b".path"))
 }
+
+/// Files read for credentials are at most this large (bundles are read whole up to
+/// `MAX_CAPTURE` below).
+const MAX_SECRET_READ: u64 = 1 << 20;
 
 /// How much of a script's first line is kept.
 const MAX_SHEBANG: u64 = 256;
@@ -137,6 +152,22 @@ impl ContentHook for FactsHook {
             let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
             let shebang = String::from_utf8_lossy(&line[2..end]).trim().to_owned();
             return Ok(Some(FileFacts::Script { shebang }));
+        }
+        // Files that may hold credentials, read up to a bound (private keys in any PEM file).
+        let is_candidate = secrets::candidate(path);
+        if (is_candidate || magic == b"----") && meta.size <= MAX_SECRET_READ {
+            let mut bytes = magic.to_vec();
+            content.take(MAX_SECRET_READ).read_to_end(&mut bytes)?;
+            if let Some(secret) = secrets::scan(path, &bytes) {
+                return Ok(Some(FileFacts::Secret(secret)));
+            }
+            if magic == b"----" || certs::wants(path) {
+                let bundle = parse_bundle(&bytes);
+                if bundle.certificates > 0 || bundle.unparsable > 0 || certs::wants(path) {
+                    return Ok(Some(FileFacts::Pem(bundle)));
+                }
+            }
+            return Ok(None);
         }
         // Certificate bundles start with a PEM header, or with comments (Fedora's).
         if (magic == b"----" || magic.starts_with(b"#"))

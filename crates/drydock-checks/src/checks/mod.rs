@@ -12,6 +12,7 @@ mod fs_setuid;
 mod fs_tmp_missing;
 mod go_gomaxprocs;
 mod layers_wasted;
+mod secrets;
 mod tz;
 mod user;
 
@@ -39,6 +40,8 @@ pub fn all() -> &'static [&'static dyn Check] {
         &build_leftovers::Toolchain,
         &build_leftovers::Source,
         &layers_wasted::Wasted,
+        &secrets::SecretFile,
+        &secrets::SecretConfig,
         &fs_setuid::Setuid,
     ]
 }
