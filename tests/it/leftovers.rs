@@ -126,6 +126,14 @@ fn toolchains_sources_and_privileged_files() {
         "{}",
         source[0]
     );
+    let caches = findings(&report, "build.toolchain");
+    assert!(
+        caches.iter().any(|f| f["message"]
+            .as_str()
+            .unwrap()
+            .contains("node_modules build cache")),
+        "{caches:?}"
+    );
     let setuid = findings(&report, "fs.setuid");
     assert_eq!(setuid.len(), 1);
     assert_eq!(setuid[0]["severity"], "low", "world-writable");

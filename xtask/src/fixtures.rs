@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::cmd::run;
 
-const RECIPE: &str = "fixtures-v22";
+const RECIPE: &str = "fixtures-v23";
 
 pub fn default_dir(root: &Path) -> PathBuf {
     root.join("target/fixtures")
@@ -1033,6 +1033,11 @@ fn runtime_fixtures(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
         0o644,
     )?;
     builder.write("app/.git/HEAD", b"ref: refs/heads/main\n", 0o644)?;
+    builder.write(
+        "app/node_modules/.cache/babel-loader/0a1b2c.json",
+        &vec![b' '; 4096],
+        0o644,
+    )?;
     builder.write(
         "app/.git/config",
         b"[core]\n\trepositoryformatversion = 0\n",

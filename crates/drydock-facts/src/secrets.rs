@@ -362,5 +362,20 @@ mod tests {
             .is_none()
         );
         assert!(scan(b"app/package.json", br#"{"name": "x", "private": true}"#).is_none());
+        assert!(
+            scan(
+                b"root/.docker/config.json",
+                br#"{"auths": {"registry.example": {}}, "credsStore": "desktop"}"#
+            )
+            .is_none()
+        );
+        assert!(
+            scan(
+                b"root/.netrc",
+                b"machine api.example.com login bob password changeme
+"
+            )
+            .is_none()
+        );
     }
 }

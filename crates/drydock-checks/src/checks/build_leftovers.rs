@@ -22,7 +22,12 @@ const TOOLCHAIN_DIRS: &[(&str, &str)] = &[
     ("apk's cache", "/var/cache/apk/"),
     ("GCC", "/usr/lib/gcc/"),
 ];
-const TOOLCHAIN_BINARIES: &[&str] = &["go", "gcc", "cc1", "rustc", "cargo"];
+const TOOLCHAIN_BINARIES: &[&str] = &[
+    "go", "gcc", "cc1", "cc1plus", "rustc", "cargo", "ld.bfd", "ld.gold",
+];
+/// Caches found anywhere in the tree: (what, path component sequence).
+const TOOLCHAIN_ANYWHERE: &[(&str, &str)] =
+    &[("the node_modules build cache", "/node_modules/.cache/")];
 const MEDIUM_BYTES: u64 = 100 << 20;
 /// Package directories whose sources and test data belong to the language runtime.
 const PACKAGE_DIRS: &[&str] = &[
@@ -80,6 +85,11 @@ impl Check for Toolchain {
             let what = TOOLCHAIN_DIRS
                 .iter()
                 .find(|(_, prefix)| shown.starts_with(prefix))
+                .or_else(|| {
+                    TOOLCHAIN_ANYWHERE
+                        .iter()
+                        .find(|(_, part)| shown.contains(part))
+                })
                 .map(|(what, _)| *what)
                 .or_else(|| {
                     (TOOLCHAIN_BINARIES.contains(&name)
