@@ -216,7 +216,7 @@ pub fn memory(root: &Path) -> anyhow::Result<()> {
         section,
         "\nPeak memory does not grow with layer size: a layer of one 800 MiB file needs no more \
          than one of 400 MiB. It grows with the number of entries (the in-memory tree holds one \
-         node per file, about 600 bytes each with its path), which is why the two-layer toolchain \
+         node per file with its path and facts, 1 to 2 KB each), which is why the two-layer toolchain \
          image, with twice the files, needs more. Wall times are with the image in the page cache."
     );
     let path = root.join("docs/benchmarks.md");
