@@ -92,6 +92,7 @@ pub struct ImageContext<'a> {
     pub efficiency: Option<&'a EfficiencySummary>,
     /// Credentials found in any layer.
     pub secrets: &'a [LayerSecret],
+    entries: OnceLock<Vec<(Vec<u8>, NodeId)>>,
     analysis: OnceLock<Analysis<'a>>,
 }
 
@@ -109,6 +110,7 @@ impl<'a> ImageContext<'a> {
             layers,
             efficiency: None,
             secrets: &[],
+            entries: OnceLock::new(),
             analysis: OnceLock::new(),
         }
     }
@@ -126,19 +128,25 @@ impl<'a> ImageContext<'a> {
     /// Every regular file with ELF facts: (path, node, facts, mode). Test data inside source
     /// trees (a `testdata` directory, as Go's standard library ships foreign and broken ELF
     /// files there on purpose) is left out: nothing runs it.
-    pub fn elf_files(&self) -> impl Iterator<Item = (String, NodeId, &'a ElfFacts, u32)> + 'a {
+    pub fn elf_files(&self) -> impl Iterator<Item = (String, NodeId, &'a ElfFacts, u32)> + '_ {
         let tree = self.tree;
-        tree.entries().into_iter().filter_map(move |(p, id)| {
+        self.entries().iter().filter_map(move |(p, id)| {
             if p.split(|&b| b == b'/').any(|c| c == b"testdata") {
                 return None;
             }
-            let entry = tree.entry(id);
+            let entry = tree.entry(*id);
             if entry.kind != FileKind::File {
                 return None;
             }
             let facts = entry.fact?.elf()?;
-            Some((path::display(&p), id, facts, entry.meta.mode))
+            Some((path::display(p), *id, facts, entry.meta.mode))
         })
+    }
+
+    /// Every entry of the final filesystem (normalised path, node), listed once per scan for
+    /// all the checks that walk it.
+    pub fn entries(&self) -> &[(Vec<u8>, NodeId)] {
+        self.entries.get_or_init(|| self.tree.entries())
     }
 
     pub fn analysis(&self) -> &Analysis<'a> {

@@ -75,16 +75,16 @@ pub fn find_program(cx: &ImageContext<'_>, program: &str) -> Option<(String, Nod
 }
 
 /// Every file under `dir` (links in the path followed), as displayed paths.
-pub fn files_under(tree: &ImageTree, dir: &str) -> Vec<(String, NodeId)> {
-    let Ok(real) = tree.canonical(dir.as_bytes()) else {
+pub fn files_under(cx: &ImageContext<'_>, dir: &str) -> Vec<(String, NodeId)> {
+    let Ok(real) = cx.tree.canonical(dir.as_bytes()) else {
         return Vec::new();
     };
     let mut prefix = real.clone();
     prefix.push(b'/');
-    tree.entries()
-        .into_iter()
+    cx.entries()
+        .iter()
         .filter(|(p, _)| p.starts_with(&prefix))
-        .map(|(p, n)| (path::display(&p), n))
+        .map(|(p, n)| (path::display(p), *n))
         .collect()
 }
 

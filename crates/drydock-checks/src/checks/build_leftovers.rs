@@ -75,12 +75,12 @@ impl Check for Toolchain {
     fn run(&self, cx: &ImageContext<'_>) -> Vec<Finding> {
         // what -> (bytes, first path, layer of the largest file)
         let mut found: BTreeMap<&str, (u64, String, usize, u64)> = BTreeMap::new();
-        for (raw, node) in cx.tree.entries() {
+        for (raw, node) in cx.entries().iter().map(|(p, n)| (p.as_slice(), *n)) {
             let entry = cx.tree.entry(node);
             if entry.kind != FileKind::File {
                 continue;
             }
-            let shown = path::display(&raw);
+            let shown = path::display(raw);
             let name = shown.rsplit('/').next().unwrap_or("");
             let what = TOOLCHAIN_DIRS
                 .iter()
@@ -152,9 +152,9 @@ impl Check for Source {
 
     fn run(&self, cx: &ImageContext<'_>) -> Vec<Finding> {
         let mut by_dir: BTreeMap<String, (usize, u64, usize, Vec<String>)> = BTreeMap::new();
-        for (raw, node) in cx.tree.entries() {
+        for (raw, node) in cx.entries().iter().map(|(p, n)| (p.as_slice(), *n)) {
             let entry = cx.tree.entry(node);
-            let shown = path::display(&raw);
+            let shown = path::display(raw);
             if PACKAGE_DIRS.iter().any(|d| shown.starts_with(d)) {
                 continue;
             }
@@ -177,7 +177,7 @@ impl Check for Source {
                 .or_insert((0, 0, entry.layer as usize, Vec::new()));
             slot.0 += 1;
             slot.1 += if is_git {
-                cx.tree.bytes_under(&raw)
+                cx.tree.bytes_under(raw)
             } else {
                 entry.meta.size
             };

@@ -81,7 +81,7 @@ fn bundles<'a>(cx: &ImageContext<'a>) -> Vec<(String, Option<&'a CertBundle>)> {
         if !is_dir(cx.tree, dir) {
             continue;
         }
-        for (file, node) in files_under(cx.tree, dir) {
+        for (file, node) in files_under(cx, dir) {
             if let Some(pem) = cx.tree.entry(node).fact.and_then(|f| f.pem())
                 && pem.certificates > 0
                 && !found.iter().any(|(f, _)| *f == file)

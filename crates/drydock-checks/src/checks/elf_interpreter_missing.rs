@@ -23,8 +23,8 @@ enum ImageLibc {
 
 fn image_libc(cx: &ImageContext<'_>) -> ImageLibc {
     let mut libc = ImageLibc::None;
-    for (path, id) in cx.tree.entries() {
-        let name = path::split_last(&path).1;
+    for (path, id) in cx.entries().iter().map(|(p, n)| (p.as_slice(), *n)) {
+        let name = path::split_last(path).1;
         let is_musl = name.starts_with(b"ld-musl-");
         let is_glibc = name == b"libc.so.6" || name.starts_with(b"ld-linux");
         if cx.tree.entry(id).kind == FileKind::Dir || !(is_musl || is_glibc) {
@@ -33,7 +33,7 @@ fn image_libc(cx: &ImageContext<'_>) -> ImageLibc {
         // A dangling link is no C library.
         let resolves = cx
             .tree
-            .resolve(&path, true)
+            .resolve(path, true)
             .is_ok_and(|t| cx.tree.entry(t).kind == FileKind::File);
         if !resolves {
             continue;
@@ -131,7 +131,7 @@ impl Check for InterpreterMissing {
     fn run(&self, cx: &ImageContext<'_>) -> Vec<Finding> {
         let mut findings = Vec::new();
         let mut libc = None;
-        for (path, id) in cx.tree.entries() {
+        for (path, id) in cx.entries().iter().map(|(p, n)| (p.as_slice(), *n)) {
             let entry = cx.tree.entry(id);
             // Only files the kernel would execute: a shared library's PT_INTERP is never used.
             if entry.kind != FileKind::File || entry.meta.mode & 0o111 == 0 {
@@ -150,7 +150,7 @@ impl Check for InterpreterMissing {
             }
             let image = *libc.get_or_insert_with(|| image_libc(cx));
             let (why, fix) = diagnosis(elf.libc(), image);
-            let shown = path::display(&path);
+            let shown = path::display(path);
             let (severity, reach) = cx.reach(id, self.severity());
             findings.push(Finding {
                 id: ID.into(),

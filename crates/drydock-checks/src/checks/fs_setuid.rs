@@ -23,7 +23,7 @@ impl Check for Setuid {
 
     fn run(&self, cx: &ImageContext<'_>) -> Vec<Finding> {
         let mut findings = Vec::new();
-        for (raw, node) in cx.tree.entries() {
+        for (raw, node) in cx.entries().iter().map(|(p, n)| (p.as_slice(), *n)) {
             let entry = cx.tree.entry(node);
             if entry.kind != FileKind::File {
                 continue;
@@ -35,7 +35,7 @@ impl Check for Setuid {
             if !(setuid || setgid || capabilities) {
                 continue;
             }
-            let shown = path::display(&raw);
+            let shown = path::display(raw);
             let what = match (setuid, setgid, capabilities) {
                 (true, _, _) => format!("setuid (owner uid {})", entry.meta.uid),
                 (false, true, _) => format!("setgid (group gid {})", entry.meta.gid),
