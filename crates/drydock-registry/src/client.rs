@@ -14,7 +14,6 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RANGE, RETRY_AFTER, WWW_AUTHENTICATE};
-use sha2::{Digest as _, Sha256};
 
 use crate::auth::{Challenge, Credential, Secret, parse_challenge};
 use crate::error::RegistryError;
@@ -102,14 +101,7 @@ fn percent_encode(value: &str) -> String {
     out
 }
 
-pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
-    let digest: [u8; 32] = Sha256::digest(bytes).into();
-    let mut out = String::from("sha256:");
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
-}
+pub(crate) use drydock_source::sha256_digest;
 
 impl RegistryClient {
     /// Connects to the registry of `reference`: builds the HTTP client, chooses HTTPS (or, for

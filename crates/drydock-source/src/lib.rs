@@ -18,6 +18,6 @@ mod store;
 
 pub use error::{ErrorClass, SourceError};
 pub use platform::Platform;
-pub use resolve::{Image, ImageFormat, Layer, Selector, resolve};
+pub use resolve::{Image, ImageFormat, Layer, Selector, resolve, sha256_digest};
 pub use spec::{ImageSpec, Location};
 pub use store::{BlobStore, DirStore, Opened, StreamedStore, TarStore, open, stream_archive};

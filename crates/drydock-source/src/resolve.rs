@@ -111,7 +111,8 @@ impl Layer {
     }
 }
 
-fn sha256(bytes: &[u8]) -> String {
+/// `sha256:<hex>` of `bytes`, as descriptors write digests.
+pub fn sha256_digest(bytes: &[u8]) -> String {
     let digest: [u8; 32] = Sha256::digest(bytes).into();
     let mut out = String::from("sha256:");
     for b in digest {
@@ -204,7 +205,7 @@ fn resolve_docker(store: &dyn BlobStore, selector: &Selector) -> Result<Image, S
         },
     };
     let config_bytes = read_document(store, &entry.config)?;
-    let config_digest = sha256(&config_bytes);
+    let config_digest = sha256_digest(&config_bytes);
     if let Some(named) = digest_in_name(&entry.config)
         && named != config_digest
     {
@@ -309,7 +310,7 @@ fn manifest_for_config(
         let bytes = store.read_small(&blob, MAX_DOCUMENT).ok()??;
         if let Ok(manifest) = serde_json::from_slice::<ImageManifest>(&bytes) {
             if manifest.config().digest().to_string() == config_digest
-                && sha256(&bytes) == descriptor.digest().to_string()
+                && sha256_digest(&bytes) == descriptor.digest().to_string()
             {
                 return Some(descriptor.digest().to_string());
             }
@@ -386,7 +387,7 @@ fn read_verified(store: &dyn BlobStore, descriptor: &Descriptor) -> Result<Vec<u
             actual: bytes.len() as u64,
         });
     }
-    let actual = sha256(&bytes);
+    let actual = sha256_digest(&bytes);
     if actual != label {
         return Err(SourceError::DigestMismatch {
             blob: name,
