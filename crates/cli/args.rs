@@ -9,6 +9,13 @@ use drydock_source::Platform;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log what drydock does on standard error: -v steps, -vv requests and layers, -vvv
+    /// everything (credentials are never logged).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// No progress display and no warnings on standard error; errors are still printed.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -27,6 +34,15 @@ pub enum Command {
         /// A check id, e.g. elf.library-missing.
         id: String,
     },
+    /// Print a shell completion script, e.g. `drydock completions bash >
+    /// /etc/bash_completion.d/drydock`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the JSON Schema of the `--format json` report.
+    #[command(hide = true)]
+    JsonSchema,
 }
 
 #[derive(Debug, Args)]
@@ -112,24 +128,53 @@ pub struct ScanArgs {
     /// What to print on standard output.
     #[arg(long, value_enum, default_value_t = ScanFormat::Human)]
     pub format: ScanFormat,
-    /// Fail (exit 1) when a finding is at or above this severity; `none` never fails.
-    #[arg(long, value_name = "SEVERITY", default_value = "critical", value_parser = parse_fail_on)]
-    pub fail_on: FailOn,
-    /// Also fail when the score is below this (0-100).
+    /// Also write the report in FORMAT to FILE (repeatable): `--output sarif=drydock.sarif
+    /// --output junit=drydock.xml`.
+    #[arg(long, value_name = "FORMAT=FILE", value_parser = parse_output)]
+    pub output: Vec<(ScanFormat, std::path::PathBuf)>,
+    /// Fail (exit 1) when a finding is at or above this severity; `none` never fails
+    /// [default: critical, or the policy's `fail-on`].
+    #[arg(long, value_name = "SEVERITY", value_parser = parse_fail_on)]
+    pub fail_on: Option<FailOn>,
+    /// Also fail when the score is below this (0-100) [default: the policy's `min-score`].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
     pub min_score: Option<u32>,
+    /// The policy file [default: drydock.toml in the working directory, when there is one].
+    #[arg(long, value_name = "FILE", conflicts_with = "no_policy")]
+    pub policy: Option<std::path::PathBuf>,
+    /// Ignore drydock.toml in the working directory.
+    #[arg(long)]
+    pub no_policy: bool,
     /// When to colour the human report.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 }
 
 impl ScanArgs {
-    pub fn gate(&self) -> Gate {
+    /// The gate: the command line first, then the policy file, then the defaults.
+    pub fn gate(&self, policy: Option<&drydock_report::Policy>) -> Gate {
+        let defaults = Gate::default();
         Gate {
-            fail_on: self.fail_on.0,
-            min_score: self.min_score,
+            fail_on: self
+                .fail_on
+                .map(|f| f.0)
+                .or_else(|| policy.and_then(|p| p.fail_on))
+                .unwrap_or(defaults.fail_on),
+            min_score: self.min_score.or_else(|| policy.and_then(|p| p.min_score)),
         }
     }
+}
+
+fn parse_output(s: &str) -> Result<(ScanFormat, std::path::PathBuf), String> {
+    let (format, file) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not FORMAT=FILE (e.g. sarif=drydock.sarif)"))?;
+    let format = ScanFormat::from_str(format, true)
+        .map_err(|_| format!("unknown format `{format}` (human, json, sarif, junit, markdown)"))?;
+    if file.is_empty() {
+        return Err(format!("`{s}` names no file"));
+    }
+    Ok((format, file.into()))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -145,8 +190,28 @@ fn parse_fail_on(s: &str) -> Result<FailOn, String> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ScanFormat {
+    /// For a person: grouped by severity, each finding with its fix.
     Human,
+    /// The versioned contract of docs/report.md.
     Json,
+    /// SARIF 2.1.0, for code-scanning dashboards.
+    Sarif,
+    /// JUnit XML, one test case per check.
+    Junit,
+    /// Markdown, for a pull-request comment.
+    Markdown,
+}
+
+impl ScanFormat {
+    pub fn format(self) -> drydock_report::Format {
+        match self {
+            Self::Human => drydock_report::Format::Human,
+            Self::Json => drydock_report::Format::Json,
+            Self::Sarif => drydock_report::Format::Sarif,
+            Self::Junit => drydock_report::Format::Junit,
+            Self::Markdown => drydock_report::Format::Markdown,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

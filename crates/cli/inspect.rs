@@ -26,7 +26,7 @@ fn kind_word(facts: &ElfFacts) -> &'static str {
 }
 
 pub fn run(args: InspectArgs) -> anyhow::Result<ExitStatus> {
-    let scanned = pipeline::load(&args.target)?;
+    let scanned = pipeline::load(&args.target, &crate::progress::Progress::new(false))?;
     let tree = &scanned.tree;
     let node = tree
         .resolve(args.path.as_bytes(), true)

@@ -4,20 +4,21 @@
 mod args;
 mod exit;
 mod inspect;
-mod pages;
 mod pipeline;
+mod progress;
 mod tree;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::args::{Cli, Command, ScanArgs, ScanFormat};
 use crate::exit::{ExitStatus, failure_status};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
     let status = match run(cli) {
         Ok(status) => status,
         Err(error) => {
@@ -29,9 +30,39 @@ fn main() -> ExitCode {
     ExitCode::from(status as u8)
 }
 
+/// Logs go to standard error, only drydock's own until -vvv; `DRYDOCK_LOG` takes env_logger
+/// filters for finer control.
+fn init_logging(verbose: u8, quiet: bool) {
+    let filters = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "warn,drydock=info,drydock_source=info,drydock_registry=info",
+        (false, 2) => {
+            "warn,drydock=debug,drydock_source=debug,drydock_registry=debug,drydock_layers=debug"
+        }
+        (false, _) => "trace",
+    };
+    env_logger::Builder::new()
+        .parse_filters(filters)
+        .parse_env("DRYDOCK_LOG")
+        .format_target(verbose > 2)
+        .init();
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    let show_progress = !cli.quiet && cli.verbose == 0;
     match cli.command {
-        Command::Scan(args) => scan(args),
+        Command::Scan(args) => scan(args, show_progress),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "drydock", &mut out);
+            write_stdout(&out)?;
+            Ok(ExitStatus::Passed)
+        }
+        Command::JsonSchema => {
+            write_stdout(drydock_report::json_schema().as_bytes())?;
+            Ok(ExitStatus::Passed)
+        }
         Command::Tree(args) => tree::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Checks => {
@@ -47,7 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             write_stdout(out.as_bytes())?;
             Ok(ExitStatus::Passed)
         }
-        Command::Explain { id } => match pages::page(&id) {
+        Command::Explain { id } => match drydock_checks::page(&id) {
             Some(page) => {
                 write_stdout(page.as_bytes())?;
                 Ok(ExitStatus::Passed)
@@ -60,17 +91,57 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     }
 }
 
-fn scan(args: ScanArgs) -> anyhow::Result<ExitStatus> {
-    let scanned = pipeline::load(&args.target)?;
-    let report = pipeline::report(&scanned, args.gate());
-    let rendered = match args.format {
-        ScanFormat::Json => drydock_report::render_json(&report),
-        ScanFormat::Human => {
-            let color = args.color.enabled(std::io::stdout().is_terminal());
-            drydock_report::render_human(&report, drydock_report::HumanOptions { color, width: 80 })
+/// The policy `--policy` names, else `drydock.toml` in the working directory.
+fn load_policy(args: &ScanArgs) -> anyhow::Result<Option<drydock_report::Policy>> {
+    let path = match &args.policy {
+        Some(path) => path.clone(),
+        None if args.no_policy => return Ok(None),
+        None => {
+            let default = std::path::PathBuf::from("drydock.toml");
+            if !default.is_file() {
+                return Ok(None);
+            }
+            default
         }
     };
-    write_stdout(rendered.as_bytes())?;
+    let usage = |message: String| anyhow::Error::from(pipeline::ScanError::Usage(message));
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| usage(format!("{}: cannot read the policy: {e}", path.display())))?;
+    let catalogue = pipeline::catalogue();
+    let policy = drydock_report::Policy::parse(&text, &path.display().to_string(), &catalogue)
+        .map_err(|e| usage(e.to_string()))?;
+    log::info!("policy {}", path.display());
+    Ok(Some(policy))
+}
+
+fn scan(args: ScanArgs, show_progress: bool) -> anyhow::Result<ExitStatus> {
+    let policy = load_policy(&args)?;
+    let progress = progress::Progress::new(show_progress && std::io::stderr().is_terminal());
+    let scanned = pipeline::load(&args.target, &progress)?;
+    progress.analysing();
+    let report = pipeline::report(&scanned, args.gate(policy.as_ref()), policy.as_ref());
+    progress.finish();
+    for note in &report.notes {
+        log::warn!("{note}");
+    }
+    let render = |format: ScanFormat, color: bool| {
+        drydock_report::render(
+            &report,
+            format.format(),
+            drydock_report::HumanOptions { color, width: 80 },
+        )
+    };
+    for (format, path) in &args.output {
+        std::fs::write(path, render(*format, false)).map_err(|e| {
+            anyhow::Error::from(pipeline::ScanError::Usage(format!(
+                "cannot write the {} report to {}: {e}",
+                format.format().name(),
+                path.display()
+            )))
+        })?;
+    }
+    let color = args.color.enabled(std::io::stdout().is_terminal());
+    write_stdout(render(args.format, color).as_bytes())?;
     Ok(if report.passed {
         ExitStatus::Passed
     } else {

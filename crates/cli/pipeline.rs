@@ -10,7 +10,7 @@ use drydock_layers::Change;
 use drydock_layers::{
     ApplyError, Efficiency, EfficiencySummary, LayerWalk, Limits, WalkError, walk_layer,
 };
-use drydock_report::{Gate, ImageInfo, LayerReport, Report, SCHEMA_VERSION};
+use drydock_report::{Gate, ImageInfo, LayerReport, Policy, Report, ReportInput};
 use drydock_source::{
     BlobStore, ErrorClass, Image, ImageFormat, ImageSpec, Layer, Location, Opened, Selector,
     SourceError,
@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use drydock_registry::{BlobCache, ClientOptions, Credential, Engine, Reference, RemoteStore};
 
 use crate::args::{SourceChoice, Target};
+use crate::progress::Progress;
 
 /// Why a scan produced no verdict, with the blob and the path it is about.
 #[derive(Debug, thiserror::Error)]
@@ -175,7 +176,7 @@ fn blob_cache(target: &Target) -> Option<BlobCache> {
 }
 
 /// Opens, resolves, walks and applies every layer of the image `target` names.
-pub fn load(target: &Target) -> Result<Scanned, ScanError> {
+pub fn load(target: &Target, progress: &Progress) -> Result<Scanned, ScanError> {
     let mut password = None;
     if target.registry.password_stdin {
         let secret = drydock_registry::password_from(std::io::stdin().lock()).map_err(|e| {
@@ -228,18 +229,26 @@ pub fn load(target: &Target) -> Result<Scanned, ScanError> {
     let (image, walks) = match opened {
         Opened::Random(store) => {
             let image = drydock_source::resolve(&*store, &spec.location, &selector)?;
-            let walks = walk_in_parallel(&*store, &image, &limits);
+            log_image(&image);
+            let sizes: Option<u64> = image.layers.iter().map(|l| l.size).sum();
+            progress.layers(image.layers.len(), sizes);
+            let walks = walk_in_parallel(&*store, &image, &limits, progress);
             (image, walks)
         }
         Opened::Streaming { origin, reader } => {
             let mut streamed: HashMap<String, Walked> = HashMap::new();
+            let reader = progress.reader(reader);
             let store = drydock_source::stream_archive(origin, reader, &mut |name, blob| {
+                log::debug!("walking {name} as it streams by");
                 streamed.insert(
                     name.to_owned(),
                     walk_layer(blob, &FactsHook, &limits).map_err(LayerError::Walk),
                 );
+                progress.layer_done();
             })?;
             let image = drydock_source::resolve(&store, &spec.location, &selector)?;
+            log_image(&image);
+            progress.layers(image.layers.len(), None);
             let walks = image
                 .layers
                 .iter()
@@ -326,7 +335,12 @@ pub fn load(target: &Target) -> Result<Scanned, ScanError> {
 
 /// Walks every layer of a random-access store, one per core, the biggest first: inflating is
 /// most of the work and one gzip stream cannot be split, so the longest must start first.
-fn walk_in_parallel(store: &dyn BlobStore, image: &Image, limits: &Limits) -> Vec<Option<Walked>> {
+fn walk_in_parallel(
+    store: &dyn BlobStore,
+    image: &Image,
+    limits: &Limits,
+    progress: &Progress,
+) -> Vec<Option<Walked>> {
     let mut order: Vec<usize> = (0..image.layers.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(image.layers[i].size.unwrap_or(0)));
     let mut results: Vec<(usize, Option<Walked>)> = order
@@ -334,17 +348,42 @@ fn walk_in_parallel(store: &dyn BlobStore, image: &Image, limits: &Limits) -> Ve
         .with_max_len(1)
         .map(|&i| {
             let layer = &image.layers[i];
-            (
-                i,
-                layer
-                    .blob
-                    .as_deref()
-                    .map(|blob| walk_blob(store, blob, limits)),
-            )
+            let started = std::time::Instant::now();
+            let walked = layer.blob.as_deref().map(|blob| {
+                let reader = store
+                    .open(blob)
+                    .map(|r| progress.reader(r))
+                    .map_err(LayerError::Open)?;
+                walk_layer(reader, &FactsHook, limits).map_err(LayerError::Walk)
+            });
+            progress.layer_done();
+            log::debug!("{}: walked in {:.2?}", layer.label(), started.elapsed());
+            (i, walked)
         })
         .collect();
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, walked)| walked).collect()
+}
+
+fn log_image(image: &Image) {
+    log::info!(
+        "image {} ({}), {} layer(s)",
+        image.config_digest,
+        image.platform,
+        image.layers.len()
+    );
+    for layer in &image.layers {
+        log::debug!(
+            "{}: {} bytes{}",
+            layer.label(),
+            layer.size.map_or("?".into(), |s| s.to_string()),
+            layer
+                .created_by
+                .as_deref()
+                .map(|c| format!(", {}", redact(c)))
+                .unwrap_or_default()
+        );
+    }
 }
 
 fn walk_blob(store: &dyn BlobStore, blob: &str, limits: &Limits) -> Walked {
@@ -389,7 +428,7 @@ pub fn runtime_config(image: &Image) -> RuntimeConfig {
 }
 
 /// Runs the checks over a loaded image and builds the scored report.
-pub fn report(scanned: &Scanned, gate: Gate) -> Report {
+pub fn report(scanned: &Scanned, gate: Gate, policy: Option<&Policy>) -> Report {
     let image = &scanned.image;
     let config = runtime_config(image);
     let platform = image.platform.to_string();
@@ -405,8 +444,9 @@ pub fn report(scanned: &Scanned, gate: Gate) -> Report {
     let cx = ImageContext::new(&scanned.tree, &config, &platform, &layer_infos)
         .with_efficiency(&scanned.efficiency)
         .with_secrets(&scanned.secrets);
-    let findings = drydock_checks::run_all(&cx);
-    let (score, grade) = drydock_report::score(&findings);
+    let enabled = |id: &str| policy.is_none_or(|p| p.is_enabled(id));
+    let findings = drydock_checks::run(&cx, &enabled);
+    log::info!("{} finding(s) before the policy", findings.len());
     let stats = scanned.tree.layer_stats();
     let layers = scanned
         .layers
@@ -425,26 +465,42 @@ pub fn report(scanned: &Scanned, gate: Gate) -> Report {
             }
         })
         .collect();
-    Report {
-        schema_version: SCHEMA_VERSION,
-        image: ImageInfo {
-            source: scanned.source.clone(),
-            reference: image.reference.clone(),
-            manifest_digest: image.manifest_digest.clone(),
-            config_digest: image.config_digest.clone(),
-            platform,
-            layers,
-            efficiency: scanned.efficiency.efficiency,
-            wasted_bytes: scanned.efficiency.wasted_bytes,
-            user_wasted_percent: scanned.efficiency.user_wasted_ratio * 100.0,
+    let info = ImageInfo {
+        source: scanned.source.clone(),
+        reference: image.reference.clone(),
+        manifest_digest: image.manifest_digest.clone(),
+        config_digest: image.config_digest.clone(),
+        platform,
+        layers,
+        efficiency: scanned.efficiency.efficiency,
+        wasted_bytes: scanned.efficiency.wasted_bytes,
+        user_wasted_percent: scanned.efficiency.user_wasted_ratio * 100.0,
+    };
+    let catalogue = catalogue();
+    Report::build(
+        info,
+        findings,
+        image.notes.clone(),
+        ReportInput {
+            gate,
+            policy,
+            checks: &catalogue,
+            today: today(),
         },
-        score,
-        grade,
-        passed: gate.passes(&findings, score),
-        runnable: findings
-            .iter()
-            .all(|f| f.severity != drydock_checks::Severity::Critical),
-        findings: drydock_report::ReportFinding::from_findings(findings),
-        notes: image.notes.clone(),
-    }
+    )
+}
+
+/// Every check's id and default severity.
+pub fn catalogue() -> Vec<(&'static str, drydock_checks::Severity)> {
+    drydock_checks::all()
+        .iter()
+        .map(|c| (c.id(), c.severity()))
+        .collect()
+}
+
+/// Today in UTC: ignores expire at the end of their day, the same everywhere.
+fn today() -> jiff::civil::Date {
+    jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date()
 }

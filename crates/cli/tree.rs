@@ -31,7 +31,7 @@ fn type_letter(kind: FileKind) -> char {
 }
 
 pub fn run(args: TreeArgs) -> anyhow::Result<ExitStatus> {
-    let scanned = pipeline::load(&args.target)?;
+    let scanned = pipeline::load(&args.target, &crate::progress::Progress::new(false))?;
     let tree = &scanned.tree;
     let mut out = String::new();
     for (raw_path, id) in tree.entries() {

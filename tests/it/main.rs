@@ -12,6 +12,7 @@ mod interpreter;
 mod leftovers;
 mod registry;
 mod registry_support;
+mod report;
 mod runtime;
 mod secrets;
 mod support;

@@ -1,7 +1,19 @@
 use std::fmt;
 
 /// How bad a finding is. Ordered most severe first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The container will not start, or its main program will fail.
@@ -59,7 +71,7 @@ impl std::str::FromStr for Severity {
 }
 
 /// One problem: what will break, where, and how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Finding {
     /// The check's stable id.
     pub id: String,
@@ -72,6 +84,9 @@ pub struct Finding {
     pub path: Option<String>,
     /// The index of the layer that wrote `path`.
     pub layer: Option<usize>,
+    /// The program that needs what is missing or wrong, when the finding is about one (the
+    /// binary that loads the library, the TLS client that needs the CA bundle).
+    pub program: Option<String>,
     /// A concrete change that fixes it.
     pub remediation: String,
 }

@@ -12,6 +12,7 @@ mod context;
 mod finding;
 mod ldcache;
 pub mod loader;
+mod pages;
 mod runtime;
 
 pub use checks::all;
@@ -21,6 +22,7 @@ pub use context::{
 };
 pub use finding::{Finding, Severity};
 pub use ldcache::LdCache;
+pub use pages::page;
 
 /// Libraries whose presence (by `DT_NEEDED` name prefix) makes a program a TLS client.
 pub const TLS_LIBRARIES: &[&str] = &[
@@ -43,8 +45,13 @@ pub trait Check: Sync {
 }
 
 /// Runs every check and returns the findings, most severe first, then by path.
-pub fn run_all(cx: &ImageContext<'_>) -> Vec<Finding> {
-    let mut findings: Vec<Finding> = all().iter().flat_map(|check| check.run(cx)).collect();
+/// Runs every check `enabled` accepts, most severe findings first.
+pub fn run(cx: &ImageContext<'_>, enabled: &dyn Fn(&str) -> bool) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = all()
+        .iter()
+        .filter(|check| enabled(check.id()))
+        .flat_map(|check| check.run(cx))
+        .collect();
     findings.sort_by(|a, b| (a.severity, &a.id, &a.path).cmp(&(b.severity, &b.id, &b.path)));
     findings
 }

@@ -60,7 +60,7 @@ fn wrap(out: &mut String, text: &str, indent: &str, width: usize) {
     }
 }
 
-fn short_digest(digest: &str) -> &str {
+pub(crate) fn short_digest(digest: &str) -> &str {
     let end = digest.find(':').map_or(12, |i| i + 13).min(digest.len());
     &digest[..end]
 }
@@ -72,8 +72,8 @@ pub fn render_human(report: &Report, options: HumanOptions) -> String {
     let width = options.width.max(40);
     let mut out = String::new();
     let image = &report.image;
-    let name = image.reference.as_deref().unwrap_or(&image.source);
-    let _ = writeln!(out, "{}", paint(name, "1", color));
+    let name = image.name();
+    let _ = writeln!(out, "{}", paint(&name, "1", color));
     let digest = image
         .manifest_digest
         .as_deref()
@@ -157,7 +157,7 @@ pub fn render_human(report: &Report, options: HumanOptions) -> String {
 }
 
 /// Docker's history strings start with the shell wrapper; people wrote the instruction.
-fn clean_created_by(created_by: &str) -> String {
+pub(crate) fn clean_created_by(created_by: &str) -> String {
     let trimmed = created_by.trim();
     let trimmed = trimmed
         .strip_prefix("/bin/sh -c #(nop) ")

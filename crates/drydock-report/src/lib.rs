@@ -2,19 +2,82 @@
 //!
 //! This crate owns the [`Report`] (the versioned JSON contract pipelines consume), the score and
 //! grade ([`score`], explained in `docs/scoring.md`), the gate ([`Gate`]) and the renderers
-//! (human text and JSON for now). It is the only crate that knows output formats.
+//! (human, JSON, SARIF, JUnit XML, Markdown), and the policy file that adjusts the gate, the
+//! severities and what is accepted ([`Policy`]). It is the only crate that knows output formats.
 //!
 //! It must never decide anything about the image itself (that is the checks' job), never touch a
 //! terminal (the binary says whether colour is wanted), and never break the JSON contract:
 //! fields are added, never renamed or removed, without a new `schema_version`.
 
 mod human;
+mod junit;
+mod markdown;
 mod model;
+mod policy;
+mod sarif;
 mod score;
 
 pub use human::{HumanOptions, render_human};
-pub use model::{ImageInfo, LayerReport, Report, ReportFinding, SCHEMA_VERSION};
+pub use junit::render_junit;
+pub use markdown::render_markdown;
+pub use model::{
+    GateReport, IgnoreReport, ImageInfo, LayerReport, PolicyReport, Report, ReportFinding,
+    ReportInput, SCHEMA_VERSION, SuppressedFinding, ToolInfo,
+};
+pub use policy::{Applied, Ignore, Policy, PolicyError};
+pub use sarif::render_sarif;
 pub use score::{Gate, Grade, costs, score};
+
+/// Every output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+    Sarif,
+    Junit,
+    Markdown,
+}
+
+impl Format {
+    pub const ALL: [Format; 5] = [
+        Self::Human,
+        Self::Json,
+        Self::Sarif,
+        Self::Junit,
+        Self::Markdown,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Human => "human",
+            Self::Json => "json",
+            Self::Sarif => "sarif",
+            Self::Junit => "junit",
+            Self::Markdown => "markdown",
+        }
+    }
+}
+
+/// Renders the report in `format`; `human` is the only one drawn with options.
+pub fn render(report: &Report, format: Format, human: HumanOptions) -> String {
+    match format {
+        Format::Human => render_human(report, human),
+        Format::Json => render_json(report),
+        Format::Sarif => render_sarif(report),
+        Format::Junit => render_junit(report),
+        Format::Markdown => render_markdown(report),
+    }
+}
+
+/// The JSON Schema of the report, generated from the types (checked in as
+/// `docs/report.schema.json`).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Report);
+    let mut json =
+        serde_json::to_string_pretty(&schema).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    json.push('\n');
+    json
+}
 
 /// The report as pretty-printed JSON.
 pub fn render_json(report: &Report) -> String {

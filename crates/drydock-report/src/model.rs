@@ -1,34 +1,184 @@
 use std::ops::Deref;
 
-use drydock_checks::Finding;
+use drydock_checks::{Finding, Severity};
+use jiff::civil::Date;
 
-use crate::score::Grade;
+use crate::policy::Policy;
+use crate::score::{Gate, Grade};
 
 /// The version of the JSON contract. Bumped only when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One scan's result.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct Report {
+    /// The version of this contract; see `docs/report.md`.
     pub schema_version: u32,
+    /// The drydock that wrote the report.
+    pub tool: ToolInfo,
     pub image: ImageInfo,
     /// 0 to 100; see `docs/scoring.md`.
     pub score: u32,
     pub grade: Grade,
+    /// The thresholds the verdict was computed with.
+    pub gate: GateReport,
     /// Whether the gate passed (the process exit code says the same).
     pub passed: bool,
     /// False when a critical finding says the container will not start or its program fails.
     pub runnable: bool,
+    /// The findings that count, most severe first.
     pub findings: Vec<ReportFinding>,
-    /// Things that limited the scan without stopping it (a foreign layer not shipped).
+    /// Findings a policy ignore accepted: they cost nothing and do not gate.
+    pub suppressed: Vec<SuppressedFinding>,
+    /// The policy file applied, if any.
+    pub policy: Option<PolicyReport>,
+    /// Things that limited the scan without stopping it (a foreign layer not shipped, an
+    /// expired ignore).
     pub notes: Vec<String>,
 }
 
-/// A finding as the report shows it: what the check found, what it cost, where it is explained.
-#[derive(Debug, Clone, serde::Serialize)]
+/// The program that wrote a report.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+}
+
+impl Default for ToolInfo {
+    fn default() -> Self {
+        Self {
+            name: "drydock".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// The gate's thresholds, after the command line and the policy file.
+#[derive(Debug, Clone, Copy, serde::Serialize, schemars::JsonSchema)]
+pub struct GateReport {
+    /// Findings at or above this fail the gate; null never fails on findings.
+    pub fail_on: Option<Severity>,
+    pub min_score: Option<u32>,
+}
+
+/// A finding a policy ignore accepted, with the ignore.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct SuppressedFinding {
+    #[serde(flatten)]
+    pub finding: ReportFinding,
+    pub ignore: IgnoreReport,
+}
+
+/// An ignore rule of the policy file.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct IgnoreReport {
+    pub id: String,
+    /// The path glob, when the ignore has one.
+    pub path: Option<String>,
+    pub reason: String,
+    /// The last day it applies (YYYY-MM-DD, UTC).
+    pub expires: Option<String>,
+}
+
+/// What the policy file changed.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct PolicyReport {
+    pub file: String,
+    /// Checks whose severity the policy sets.
+    pub severity_overrides: std::collections::BTreeMap<String, Severity>,
+    /// Checks the policy turns off.
+    pub disabled: Vec<String>,
+    /// Ignores past their `expires` date: their findings count again.
+    pub expired_ignores: Vec<IgnoreReport>,
+    /// Ignores that matched no finding: candidates for removal.
+    pub unused_ignores: Vec<IgnoreReport>,
+}
+
+/// What a report is built from, besides the image.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportInput<'a> {
+    pub gate: Gate,
+    pub policy: Option<&'a Policy>,
+    /// The catalogue: each check's id and default severity.
+    pub checks: &'a [(&'a str, Severity)],
+    /// The day ignores expire against (UTC).
+    pub today: Date,
+}
+
+impl Report {
+    /// Applies the policy to the findings, scores them and decides the gate.
+    pub fn build(
+        image: ImageInfo,
+        findings: Vec<Finding>,
+        mut notes: Vec<String>,
+        input: ReportInput<'_>,
+    ) -> Self {
+        let (findings, suppressed, policy) = match input.policy {
+            None => (findings, Vec::new(), None),
+            Some(policy) => {
+                let applied = policy.apply(findings, input.checks, input.today);
+                for ignore in &applied.expired {
+                    notes.push(format!(
+                        "{}: the ignore of {}{} expired on {}; its findings count again (reason given: {})",
+                        policy.file,
+                        ignore.id,
+                        ignore.path.as_deref().map(|p| format!(" at {p}")).unwrap_or_default(),
+                        ignore.expires.map(|d| d.to_string()).unwrap_or_default(),
+                        ignore.reason
+                    ));
+                }
+                let report = PolicyReport {
+                    file: policy.file.clone(),
+                    severity_overrides: policy.severity_overrides.clone(),
+                    disabled: policy.disabled.iter().cloned().collect(),
+                    expired_ignores: applied.expired.iter().map(|i| i.to_report()).collect(),
+                    unused_ignores: applied.unused.iter().map(|i| i.to_report()).collect(),
+                };
+                (applied.findings, applied.suppressed, Some(report))
+            }
+        };
+        let (score, grade) = crate::score::score(&findings);
+        let passed = input.gate.passes(&findings, score);
+        let runnable = findings.iter().all(|f| f.severity != Severity::Critical);
+        let suppressed = suppressed
+            .into_iter()
+            .map(|(finding, ignore)| SuppressedFinding {
+                finding: ReportFinding::new(finding, 0, &image.layers),
+                ignore: ignore.to_report(),
+            })
+            .collect();
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool: ToolInfo::default(),
+            findings: ReportFinding::from_findings(findings, &image.layers),
+            image,
+            score,
+            grade,
+            gate: GateReport {
+                fail_on: input.gate.fail_on,
+                min_score: input.gate.min_score,
+            },
+            passed,
+            runnable,
+            suppressed,
+            policy,
+            notes,
+        }
+    }
+}
+
+/// A finding as the report shows it: what the check found, the layer that made it, what it
+/// cost, where it is explained.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct ReportFinding {
     #[serde(flatten)]
     pub finding: Finding,
+    /// The digest of the layer that wrote `path`: its diff id (the sha256 of the uncompressed
+    /// tar, what `docker inspect` lists under `RootFS.Layers`), the same whether the image
+    /// comes from a registry, an OCI archive or `docker save`.
+    pub layer_digest: Option<String>,
+    /// The history entry (Dockerfile instruction) that made that layer.
+    pub created_by: Option<String>,
     /// Points this finding took from the score (see `docs/scoring.md`).
     pub cost: u32,
     /// The check's page.
@@ -36,20 +186,26 @@ pub struct ReportFinding {
 }
 
 impl ReportFinding {
-    /// Wraps findings with their costs and documentation links.
-    pub fn from_findings(findings: Vec<Finding>) -> Vec<Self> {
+    fn new(finding: Finding, cost: u32, layers: &[LayerReport]) -> Self {
+        let layer = finding
+            .layer
+            .and_then(|i| layers.iter().find(|l| l.index == i));
+        Self {
+            docs: format!("docs/checks/{}.md", finding.id),
+            layer_digest: layer.map(|l| l.diff_id.clone()),
+            created_by: layer.and_then(|l| l.created_by.clone()),
+            finding,
+            cost,
+        }
+    }
+
+    /// Wraps findings with their costs, layers and documentation links.
+    pub fn from_findings(findings: Vec<Finding>, layers: &[LayerReport]) -> Vec<Self> {
         let costs = crate::score::costs(&findings);
         findings
             .into_iter()
             .zip(costs)
-            .map(|(finding, cost)| {
-                let docs = format!("docs/checks/{}.md", finding.id);
-                Self {
-                    finding,
-                    cost,
-                    docs,
-                }
-            })
+            .map(|(finding, cost)| Self::new(finding, cost, layers))
             .collect()
     }
 }
@@ -62,7 +218,7 @@ impl Deref for ReportFinding {
 }
 
 /// Which image was scanned.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct ImageInfo {
     /// What the user named, with its transport: `docker-archive:app.tar`.
     pub source: String,
@@ -81,8 +237,20 @@ pub struct ImageInfo {
     pub user_wasted_percent: f64,
 }
 
+impl ImageInfo {
+    /// How to name the image to a person: its reference when it is a full name, the source
+    /// with the tag when the format records only a tag (OCI layouts).
+    pub fn name(&self) -> String {
+        match &self.reference {
+            Some(r) if r.contains([':', '/', '@']) => r.clone(),
+            Some(tag) => format!("{}:{tag}", self.source),
+            None => self.source.clone(),
+        }
+    }
+}
+
 /// One layer of the scanned image.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct LayerReport {
     pub index: usize,
     /// The blob digest, when the format records it.

@@ -4,7 +4,7 @@ use drydock_checks::{Finding, Severity};
 
 /// A letter for the score: A from 90, B from 80, C from 70, D from 60, F below or with any
 /// critical finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub enum Grade {
     A,
     B,
@@ -114,6 +114,7 @@ mod tests {
 
     fn finding(id: &str, severity: Severity) -> Finding {
         Finding {
+            program: None,
             id: id.into(),
             severity,
             title: String::new(),

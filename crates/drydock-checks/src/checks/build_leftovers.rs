@@ -113,6 +113,7 @@ impl Check for Toolchain {
             .map(|(what, (bytes, first, layer, _))| {
                 let made_by = cx.layers.get(layer).and_then(|l| l.created_by.clone()).unwrap_or_default();
                 Finding {
+                    program: None,
                     id: self.id().into(),
                     severity: if bytes >= MEDIUM_BYTES { Severity::Medium } else { self.severity() },
                     title: "Build toolchain in the image".into(),
@@ -188,6 +189,7 @@ impl Check for Source {
         by_dir
             .into_iter()
             .map(|(dir, (count, bytes, layer, examples))| Finding {
+                program: None,
                 id: self.id().into(),
                 severity: self.severity(),
                 title: "Sources in the image".into(),

@@ -127,6 +127,7 @@ impl Check for CertsMissing {
                    golang.org/x/crypto/x509roots/fallback embeds the roots in the binary.";
         let Some(client) = clients.first() else {
             return vec![Finding {
+                program: None,
                 id: self.id().into(),
                 severity: Severity::Info,
                 title: "No CA bundle".into(),
@@ -140,6 +141,7 @@ impl Check for CertsMissing {
         };
         let others = clients.len() - 1;
         vec![Finding {
+            program: Some(client.path.clone()),
             id: self.id().into(),
             severity: self.severity(),
             title: "No CA bundle".into(),
@@ -188,6 +190,7 @@ impl Check for CertsInvalid {
         if let Some(file) = cx.config.env_var("SSL_CERT_FILE") {
             match regular_file(cx.tree, file) {
                 None => findings.push(Finding {
+                    program: None,
                     id: self.id().into(),
                     severity: self.severity(),
                     title: "SSL_CERT_FILE points at nothing".into(),
@@ -213,6 +216,7 @@ impl Check for CertsInvalid {
                 .unwrap_or(0);
             match pem {
                 Some(pem) if pem.certificates > 0 && pem.expired == pem.certificates => findings.push(Finding {
+                    program: None,
                     id: self.id().into(),
                     severity: self.severity(),
                     title: "CA bundle expired".into(),
@@ -222,6 +226,7 @@ impl Check for CertsInvalid {
                     remediation: fix.into(),
                 }),
                 Some(pem) if pem.certificates > 0 => findings.push(Finding {
+                    program: None,
                     id: self.id().into(),
                     severity: Severity::Info,
                     title: "CA bundle".into(),
@@ -250,6 +255,7 @@ impl Check for CertsInvalid {
 impl CertsInvalid {
     fn empty(&self, file: &str, layer: usize, fix: &str) -> Finding {
         Finding {
+            program: None,
             id: self.id().into(),
             severity: self.severity(),
             title: "CA bundle without certificates".into(),

@@ -153,6 +153,7 @@ impl Check for InterpreterMissing {
             let shown = path::display(path);
             let (severity, reach) = cx.reach(id, self.severity());
             findings.push(Finding {
+                program: Some(shown.clone()),
                 id: ID.into(),
                 severity,
                 title: "ELF interpreter missing".into(),

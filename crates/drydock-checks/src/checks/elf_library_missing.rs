@@ -79,6 +79,7 @@ impl Check for LibraryMissing {
                     };
                     let (severity, reach) = cx.reach(program.node, self.severity());
                     findings.push(Finding {
+                        program: Some(program.path.clone()),
                         id: ID.into(),
                         severity,
                         title: "Shared library missing".into(),

@@ -55,6 +55,7 @@ impl Check for NotStripped {
                 "Strip it in the build stage (`strip --strip-unneeded`, or `-s` when linking; for Rust, `strip = true` in the release profile)."
             };
             findings.push(Finding {
+                program: None,
                 id: ID.into(),
                 severity: self.severity(),
                 title: "Binary not stripped".into(),

@@ -70,6 +70,7 @@ impl Check for SymbolVersionMissing {
                     let (severity, reach) = cx.reach(program.node, self.severity());
                     let required_by = &object.path;
                     findings.push(Finding {
+                        program: Some(program.path.clone()),
                         id: ID.into(),
                         severity,
                         title: "Symbol version missing".into(),

@@ -57,6 +57,7 @@ impl Check for WrongArchitecture {
                 "32-bit"
             };
             findings.push(Finding {
+                program: None,
                 id: ID.into(),
                 severity,
                 title: "Wrong architecture".into(),

@@ -65,6 +65,7 @@ impl Check for Missing {
     fn run(&self, cx: &ImageContext<'_>) -> Vec<Finding> {
         let argv = argv(cx);
         let finding = |message: String, path: Option<String>, fix: &str| Finding {
+            program: None,
             id: self.id().into(),
             severity: self.severity(),
             title: "Entrypoint missing".into(),
@@ -107,6 +108,7 @@ impl Check for Missing {
                     return Vec::new();
                 }
                 vec![Finding {
+                    program: None,
                     layer: Some(entry.layer as usize),
                     ..finding(
                         format!(
@@ -145,6 +147,7 @@ impl Check for InterpreterMissing {
             return Vec::new();
         };
         let finding = |message: String, path: String, layer: Option<usize>, fix: &str| Finding {
+            program: Some(program.to_string()),
             id: self.id().into(),
             severity: self.severity(),
             title: "Entrypoint interpreter missing".into(),
@@ -243,6 +246,7 @@ impl Check for ShellForm {
                 .join(", ")
         );
         vec![Finding {
+            program: None,
             id: self.id().into(),
             severity: self.severity(),
             title: "Shell as PID 1".into(),

@@ -43,6 +43,7 @@ impl Check for Setuid {
             };
             let writable = mode & 0o002 != 0;
             findings.push(Finding {
+                program: None,
                 id: self.id().into(),
                 severity: if writable { Severity::Low } else { self.severity() },
                 title: "Privileged file".into(),

@@ -58,6 +58,7 @@ impl Check for TmpMissing {
             }
         };
         vec![Finding {
+            program: None,
             id: self.id().into(),
             severity: self.severity(),
             title: "/tmp missing or not writable".into(),

@@ -46,6 +46,7 @@ impl Check for Gomaxprocs {
             return Vec::new();
         }
         vec![Finding {
+            program: Some(entry.clone()),
             id: self.id().into(),
             severity: self.severity(),
             title: "GOMAXPROCS ignores the CPU limit".into(),

@@ -59,6 +59,7 @@ impl Check for Wasted {
             })
             .collect();
         vec![Finding {
+            program: None,
             id: self.id().into(),
             severity,
             title: "Wasted bytes".into(),

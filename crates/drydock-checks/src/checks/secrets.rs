@@ -49,6 +49,7 @@ impl Check for SecretFile {
                     )
                 };
                 Finding {
+                    program: None,
                     id: self.id().into(),
                     severity: self.severity(),
                     title: "Secret in the image".into(),
@@ -103,6 +104,7 @@ impl Check for SecretConfig {
             if secret_key(key) && !placeholder(value) {
                 seen.push(key.to_owned());
                 findings.push(Finding {
+                    program: None,
                     id: self.id().into(),
                     severity: self.severity(),
                     title: "Secret in the image config".into(),
@@ -122,6 +124,7 @@ impl Check for SecretConfig {
                 }
                 seen.push(key.to_owned());
                 findings.push(Finding {
+                    program: None,
                     id: self.id().into(),
                     severity: self.severity(),
                     title: "Secret in the build history".into(),

@@ -89,6 +89,7 @@ impl Check for ZoneinfoMissing {
         }
         let has_database = ZONE_DIRS.iter().any(|d| is_dir(cx.tree, d));
         vec![Finding {
+            program: None,
             id: self.id().into(),
             severity: self.severity(),
             title: "Time zone data missing".into(),
@@ -141,6 +142,7 @@ impl Check for LocaltimeDangling {
             "nothing in the image"
         };
         vec![Finding {
+            program: None,
             id: self.id().into(),
             severity: self.severity(),
             title: "/etc/localtime dangles".into(),

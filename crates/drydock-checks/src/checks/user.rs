@@ -31,6 +31,7 @@ impl Check for Root {
             return Vec::new();
         }
         vec![Finding {
+            program: None,
             id: self.id().into(),
             severity: self.severity(),
             title: "Runs as root".into(),
@@ -89,6 +90,7 @@ impl Check for Unknown {
             }
             if numeric(&value) {
                 findings.push(Finding {
+                    program: None,
                     id: self.id().into(),
                     severity: Severity::Info,
                     title: format!("Numeric {what} without an entry"),
@@ -103,6 +105,7 @@ impl Check for Unknown {
                 continue;
             }
             findings.push(Finding {
+                program: None,
                 id: self.id().into(),
                 severity: self.severity(),
                 title: format!("Unknown {what}"),

@@ -1,0 +1,174 @@
+//! Markdown, for a pull-request or merge-request comment: the verdict first, a table a reviewer
+//! scans, and the fixes folded underneath.
+
+use std::fmt::Write as _;
+
+use drydock_checks::Severity;
+
+use crate::human::{clean_created_by, short_digest};
+use crate::model::Report;
+
+/// Text from the image (paths, history) must not become markup: escape what GitHub and GitLab
+/// would interpret inside a table cell.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '|' | '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A path as inline code: code spans show it verbatim, only backticks need a longer fence.
+fn code(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .replace('|', "\\|");
+    if clean.contains('`') {
+        format!("`` {clean} ``")
+    } else {
+        format!("`{clean}`")
+    }
+}
+
+/// The report as Markdown.
+pub fn render_markdown(report: &Report) -> String {
+    let mut out = String::new();
+    let image = &report.image;
+    let name = image.name();
+    let verdict = if report.passed {
+        "passed"
+    } else {
+        "**failed**"
+    };
+    let _ = writeln!(
+        out,
+        "### drydock: {} scored {}/100 (grade {:?}), gate {verdict}\n",
+        code(&name),
+        report.score,
+        report.grade
+    );
+    let digest = image
+        .manifest_digest
+        .as_deref()
+        .unwrap_or(&image.config_digest);
+    let _ = writeln!(
+        out,
+        "{} · {} · {} layer{}{}\n",
+        code(short_digest(digest)),
+        escape(&image.platform),
+        image.layers.len(),
+        if image.layers.len() == 1 { "" } else { "s" },
+        if report.runnable {
+            String::new()
+        } else {
+            " · **the container will not start or its program fails**".to_owned()
+        }
+    );
+    if report.findings.is_empty() {
+        out.push_str("No findings.\n");
+    } else {
+        out.push_str("| Severity | Check | Path | What breaks |\n|---|---|---|---|\n");
+        for f in &report.findings {
+            let _ = writeln!(
+                out,
+                "| {} | [{}]({}) | {} | {} |",
+                f.severity,
+                code(&f.id),
+                f.docs,
+                f.path
+                    .as_deref()
+                    .map(code)
+                    .unwrap_or_else(|| "(image)".into()),
+                escape(&f.message)
+            );
+        }
+        out.push_str("\n<details><summary>How to fix</summary>\n\n");
+        for f in &report.findings {
+            let _ = write!(
+                out,
+                "- {} {}: {}",
+                code(&f.id),
+                f.path
+                    .as_deref()
+                    .map(code)
+                    .unwrap_or_else(|| "(image)".into()),
+                escape(&f.remediation)
+            );
+            if let (Some(layer), Some(created_by)) = (f.layer, &f.created_by) {
+                let _ = write!(
+                    out,
+                    " (layer {layer}: {})",
+                    code(&clean_created_by(created_by))
+                );
+            }
+            out.push('\n');
+        }
+        out.push_str("\n</details>\n");
+    }
+    if !report.suppressed.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{} finding(s) accepted by the policy:\n",
+            report.suppressed.len()
+        );
+        for s in &report.suppressed {
+            let _ = writeln!(
+                out,
+                "- {} {}: {}",
+                code(&s.finding.id),
+                s.finding
+                    .path
+                    .as_deref()
+                    .map(code)
+                    .unwrap_or_else(|| "(image)".into()),
+                escape(&s.ignore.reason)
+            );
+        }
+    }
+    if !report.notes.is_empty() {
+        out.push('\n');
+        for note in &report.notes {
+            let _ = writeln!(out, "> {}", escape(note));
+        }
+    }
+    let counts: Vec<String> = Severity::ALL
+        .into_iter()
+        .filter_map(|s| {
+            let n = report.findings.iter().filter(|f| f.severity == s).count();
+            (n > 0).then(|| format!("{n} {s}"))
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "\n<sub>{} · drydock {}</sub>",
+        if counts.is_empty() {
+            "no findings".to_owned()
+        } else {
+            counts.join(", ")
+        },
+        report.tool.version
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_text_cannot_become_markup() {
+        assert_eq!(escape("a|b <img> [x](y)"), "a\\|b \\<img\\> \\[x\\](y)");
+        assert_eq!(code("/app/a`b|c"), "`` /app/a`b\\|c ``");
+        assert_eq!(code("/app/server"), "`/app/server`");
+    }
+}
