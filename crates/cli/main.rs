@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         Ok(status) => status,
         Err(error) => {
             let status = failure_status(&error);
-            eprintln!("drydock: error: {}", one_line(&format!("{error:#}")));
+            eprintln!("drydock: error: {}", one_line(&chain(&error)));
             status
         }
     };
@@ -147,6 +147,20 @@ fn scan(args: ScanArgs, show_progress: bool) -> anyhow::Result<ExitStatus> {
     } else {
         ExitStatus::GateFailed
     })
+}
+
+/// The error and its causes on one line; a cause whose text the message already quotes (a
+/// library error that embeds its source) is not repeated.
+fn chain(error: &anyhow::Error) -> String {
+    let mut message = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !message.contains(&cause) {
+            message.push_str(": ");
+            message.push_str(&cause);
+        }
+    }
+    message
 }
 
 /// Errors quote image content (names, tar parser messages): escape control characters so that

@@ -217,12 +217,27 @@ fn bearer_tokens_from_a_token_service_the_registry_trusts() {
     let (output, _home) = scan(&[&reference], &[], None);
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
 
+    // At the highest verbosity, everything is logged but credentials: not the password, not
+    // the basic header, not the issued token (a JWT).
     let (output, _home) = scan(
-        &[&reference, "--username", USER, "--password-stdin"],
+        &[&reference, "--username", USER, "--password-stdin", "-vvv"],
         &[],
         Some(PASSWORD),
     );
     assert_eq!(report(&output)["image"]["platform"], "linux/amd64");
+    let logs = stderr(&output);
+    assert!(logs.contains("token authentication"), "{logs}");
+    assert!(logs.contains("200 OK"), "{logs}");
+    for secret in [
+        PASSWORD.to_owned(),
+        base64_encode(&format!("{USER}:{PASSWORD}")),
+        "eyJ".to_owned(),
+    ] {
+        assert!(
+            !logs.contains(&secret),
+            "the logs show a credential: {secret}"
+        );
+    }
     let requests = issuer.requests.lock().unwrap().clone();
     let pulls: Vec<_> = requests
         .iter()

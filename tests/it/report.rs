@@ -391,6 +391,8 @@ fn exit_codes_follow_the_gate() {
     assert_eq!(code(&["scan", &healthy, "--fail-on", "severe"]), Some(2));
     assert_eq!(code(&["scan", &healthy, "--output", "pdf=x"]), Some(2));
     assert_eq!(code(&["scan", "/no/such/image.tar"]), Some(3));
+    let message = stderr(&run(&["scan", "/no/such/image.tar"]));
+    assert_eq!(message.matches("No such file").count(), 1, "{message}");
 }
 
 /// Runs drydock on a pseudo-terminal (util-linux `script`), returning what the terminal showed.
@@ -463,5 +465,93 @@ fn completions_are_scripts_the_shells_accept() {
         let output = run(&["completions", shell]);
         assert_eq!(output.status.code(), Some(0), "{shell}");
         assert!(stdout(&output).contains("scan"), "{shell}");
+    }
+}
+
+/// One row of the table in docs/scoring.md: fixture, (check, severity, count, cost), score, grade.
+type ScoreRow = (String, Vec<(String, String, usize, u64)>, u64, String);
+
+fn parse_score_row(line: &str) -> ScoreRow {
+    let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+    assert_eq!(cells.len(), 3, "{line}");
+    let name = cells[0].trim_matches('`').to_owned();
+    let checks = if cells[1] == "none" {
+        Vec::new()
+    } else {
+        cells[1]
+            .split("; ")
+            .map(|part| {
+                let mut words = part.split(' ');
+                let id = words.next().unwrap().trim_matches('`').to_owned();
+                let severity = words.next().unwrap().to_owned();
+                let (mut count, mut cost) = (1, 0);
+                for word in words {
+                    if let Some(n) = word.strip_prefix('×') {
+                        count = n.parse().unwrap();
+                    } else if let Some(n) = word.strip_prefix('−') {
+                        cost = n.parse().unwrap();
+                    }
+                }
+                (id, severity, count, cost)
+            })
+            .collect()
+    };
+    let verdict = cells[2].rsplit("**").nth(1).unwrap();
+    let (score, grade) = verdict.split_once(' ').unwrap();
+    (name, checks, score.parse().unwrap(), grade.to_owned())
+}
+
+#[test]
+fn the_scoring_doc_explains_every_fixture() {
+    let doc = fs::read_to_string(workspace().join("docs/scoring.md")).unwrap();
+    let start = doc.find("fixture-scores:begin").unwrap();
+    let end = doc.find("<!-- fixture-scores:end").unwrap();
+    let rows: Vec<ScoreRow> = doc[start..end]
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(parse_score_row)
+        .collect();
+    let mut names: Vec<String> = fs::read_dir(fixtures())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let documented: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    assert_eq!(documented, names, "run `cargo xtask scores`");
+    for (name, checks, score, grade) in rows {
+        let image = if name == "multi" {
+            format!("oci:{}:go", fixture("multi/oci"))
+        } else {
+            fixture(&format!("{name}/oci"))
+        };
+        let (_, report) = crate::support::scan_json(&[&image, "--no-policy"]);
+        let mut actual: Vec<(String, String, usize, u64)> = Vec::new();
+        for f in report["findings"].as_array().unwrap() {
+            let id = f["id"].as_str().unwrap();
+            let cost = f["cost"].as_u64().unwrap();
+            match actual.iter_mut().find(|(known, ..)| known == id) {
+                Some(entry) => {
+                    entry.2 += 1;
+                    entry.3 += cost;
+                }
+                None => actual.push((
+                    id.to_owned(),
+                    f["severity"].as_str().unwrap().to_owned(),
+                    1,
+                    cost,
+                )),
+            }
+        }
+        assert_eq!(checks, actual, "{name}: run `cargo xtask scores`");
+        assert_eq!(
+            (score, grade.as_str()),
+            (
+                report["score"].as_u64().unwrap(),
+                report["grade"].as_str().unwrap()
+            ),
+            "{name}"
+        );
     }
 }

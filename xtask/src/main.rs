@@ -6,11 +6,13 @@
 //! - `test`: installs the Debian packages the suite needs, builds the fixtures, and runs the
 //!   whole test suite (format, lints, tests). `.ci/run` calls exactly this.
 //! - `bench-memory`: peak memory of a scan against layer size, for `docs/benchmarks.md`.
+//! - `scores`: rewrites the table of fixture scores in `docs/scoring.md` from fresh scans.
 
 mod bench;
 mod cmd;
 mod deps;
 mod fixtures;
+mod scores;
 
 use std::path::{Path, PathBuf};
 
@@ -60,6 +62,13 @@ fn main() -> anyhow::Result<()> {
             deps::ensure()?;
             bench::memory(&root)
         }
-        _ => bail!("usage: cargo xtask <fixtures [--out DIR] | sample | test | bench-memory>"),
+        Some("scores") => {
+            let fixtures = fixtures::default_dir(&root);
+            fixtures::build_all(&root, &fixtures)?;
+            scores::write(&root, &fixtures)
+        }
+        _ => bail!(
+            "usage: cargo xtask <fixtures [--out DIR] | sample | test | bench-memory | scores>"
+        ),
     }
 }

@@ -50,7 +50,11 @@ impl BlobCache {
     /// A cached blob. Callers verify what they read (the layer walk checks every digest), so a
     /// damaged cache file is caught, never trusted.
     pub fn get(&self, digest: &str) -> Option<File> {
-        File::open(self.path(digest)?).ok()
+        let file = File::open(self.path(digest)?).ok();
+        if file.is_some() {
+            log::debug!("{digest}: from the blob cache");
+        }
+        file
     }
 
     /// Stores a small blob already held in memory, if its digest is right.

@@ -58,6 +58,16 @@ pub struct RegistryClient {
     attempts: u32,
 }
 
+/// A URL as logs show it: without its query (pre-signed blob URLs carry credentials there)
+/// and without user information.
+fn loggable(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
 fn describe_error(error: &reqwest::Error) -> String {
     let mut message = error.to_string();
     let mut source = std::error::Error::source(error);
@@ -204,6 +214,13 @@ impl RegistryClient {
             what: what.into(),
             reason: "the registry asks for authentication it does not describe".into(),
         })?;
+        log::debug!(
+            "{what}: the registry asks for {} authentication",
+            match &challenge {
+                Challenge::Basic => "basic",
+                Challenge::Bearer { .. } => "token",
+            }
+        );
         match &challenge {
             Challenge::Basic => {
                 if !matches!(self.credential, Some(Credential::Basic { .. })) {
@@ -333,6 +350,7 @@ impl RegistryClient {
                 }
             };
             let status = response.status();
+            log::debug!("{what}: {status} from {}", loggable(response.url()));
             if status == StatusCode::UNAUTHORIZED && !authenticated {
                 authenticated = true;
                 self.authenticate(&response, what)?;
@@ -355,7 +373,9 @@ impl RegistryClient {
                         status: status.to_string(),
                     });
                 }
-                std::thread::sleep(retry_after(&response).unwrap_or_else(|| backoff(attempt)));
+                let wait = retry_after(&response).unwrap_or_else(|| backoff(attempt));
+                log::info!("{what}: {status}, retrying in {wait:.1?}");
+                std::thread::sleep(wait);
                 continue;
             }
             if !status.is_success() {
