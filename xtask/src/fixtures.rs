@@ -1261,8 +1261,13 @@ fn debian(out: &Path) -> anyhow::Result<()> {
 /// The realistic large image: the Debian image, plus the Go toolchain, plus an app, plus a
 /// cleanup layer that deletes what earlier layers added (the wasted bytes dive measures).
 fn debian_go(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
-    let dir = out.join("debian-go");
-    let builder = Builder::from_layout(&dir, &out.join("debian/oci"))?;
+    go_on_debian(&out.join("debian-go"), &out.join("debian/oci"), bins)
+}
+
+/// Three layers over a Debian layout `base`: the Go toolchain, the app, a cleanup; written to
+/// `dir` as an OCI layout (gzip layers) and a docker-archive (`docker.tar`).
+fn go_on_debian(dir: &Path, base: &Path, bins: &Binaries) -> anyhow::Result<()> {
+    let builder = Builder::from_layout(dir, base)?;
     let go = builder.rootfs().join("usr/local/go");
     fs::create_dir_all(&go)?;
     run(Command::new("cp")
@@ -1306,6 +1311,45 @@ fn debian_go(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
         ),
         &[],
     )
+}
+
+/// Bumped when the bench image's recipe changes.
+const BENCH_RECIPE: &str = "bench-v1";
+
+/// The bench image (`cargo xtask bench`): `debootstrap --variant=minbase bookworm`, the Go
+/// toolchain, an app, and a cleanup layer with whiteouts; built once under `out`. Returns the
+/// directory holding `oci/` and `docker.tar`.
+pub fn bench_image(root: &Path, out: &Path) -> anyhow::Result<PathBuf> {
+    let image = out.join("image");
+    let stamp = out.join(".stamp");
+    if fs::read_to_string(&stamp).is_ok_and(|s| s == BENCH_RECIPE) {
+        eprintln!("bench image in {} is up to date ({BENCH_RECIPE})", out.display());
+        return Ok(image);
+    }
+    if out.exists() {
+        fs::remove_dir_all(out).with_context(|| format!("clearing {}", out.display()))?;
+    }
+    fs::create_dir_all(out)?;
+    let bins = compile(root, &out.join("build"))?;
+    let base = Builder::new(&out.join("minbase"))?;
+    run(Command::new("debootstrap")
+        .args(["--variant=minbase", "bookworm"])
+        .arg(base.rootfs())
+        .arg("http://deb.debian.org/debian"))?;
+    let _ = fs::remove_dir_all(base.rootfs().join("var/lib/apt/lists"));
+    let _ = fs::remove_dir_all(base.rootfs().join("debootstrap"));
+    base.commit("debootstrap --variant=minbase bookworm")?;
+    base.config(&["--config.cmd", "bash"])?;
+    base.finish()?;
+    go_on_debian(&image, &out.join("minbase/oci"), &bins)?;
+    fs::remove_dir_all(out.join("build")).ok();
+    fs::write(&stamp, BENCH_RECIPE)?;
+    Ok(image)
+}
+
+/// Copies an image between transports with skopeo (for the bench's other forms).
+pub fn copy_image(from: &str, to: &str, extra: &[&str]) -> anyhow::Result<()> {
+    skopeo_copy(from, to, extra)
 }
 
 /// One layout holding two tagged images, and a containerd/Docker 25+ archive holding both.

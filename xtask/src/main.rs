@@ -5,6 +5,8 @@
 //! - `sample`: rebuilds the small sample images committed under `testdata/images/`.
 //! - `test`: installs the Debian packages the suite needs, builds the fixtures, and runs the
 //!   whole test suite (format, lints, tests). `.ci/run` calls exactly this.
+//! - `bench`: scan time and peak memory of drydock against the hardware limit and its peers, on
+//!   a realistic image in every form, for `docs/benchmarks.md`.
 //! - `bench-memory`: peak memory of a scan against layer size, for `docs/benchmarks.md`.
 //! - `scores`: rewrites the table of fixture scores in `docs/scoring.md` from fresh scans.
 
@@ -13,6 +15,7 @@ mod cmd;
 mod deps;
 mod fixtures;
 mod scores;
+mod speed;
 
 use std::path::{Path, PathBuf};
 
@@ -62,13 +65,17 @@ fn main() -> anyhow::Result<()> {
             deps::ensure()?;
             bench::memory(&root)
         }
+        Some("bench") => {
+            deps::ensure()?;
+            speed::speed(&root)
+        }
         Some("scores") => {
             let fixtures = fixtures::default_dir(&root);
             fixtures::build_all(&root, &fixtures)?;
             scores::write(&root, &fixtures)
         }
         _ => bail!(
-            "usage: cargo xtask <fixtures [--out DIR] | sample | test | bench-memory | scores>"
+            "usage: cargo xtask <fixtures [--out DIR] | sample | test | bench | bench-memory | scores>"
         ),
     }
 }
