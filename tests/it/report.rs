@@ -331,6 +331,10 @@ reason = "kept to see that an unused ignore is reported"
         .sum();
     assert_eq!(suppressed_cost, 0);
 
+    let human = stdout(&run(&["scan", &image, "--policy", &policy]));
+    assert!(human.contains("3 finding(s) accepted by"), "{human}");
+    assert!(human.contains("expired on 2020-01-01"), "{human}");
+
     // The command line beats the policy's threshold.
     let (code, report) =
         crate::support::scan_json(&[&image, "--policy", &policy, "--fail-on", "critical"]);

@@ -1323,7 +1323,10 @@ pub fn bench_image(root: &Path, out: &Path) -> anyhow::Result<PathBuf> {
     let image = out.join("image");
     let stamp = out.join(".stamp");
     if fs::read_to_string(&stamp).is_ok_and(|s| s == BENCH_RECIPE) {
-        eprintln!("bench image in {} is up to date ({BENCH_RECIPE})", out.display());
+        eprintln!(
+            "bench image in {} is up to date ({BENCH_RECIPE})",
+            out.display()
+        );
         return Ok(image);
     }
     if out.exists() {

@@ -172,9 +172,17 @@ pub fn speed(root: &Path) -> anyhow::Result<()> {
     };
     let nothing = || {};
     let scan = |image: &str| -> Vec<String> {
-        [&drydock, "scan", "--quiet", "--format", "json", "--no-policy", image]
-            .map(str::to_owned)
-            .to_vec()
+        [
+            &drydock,
+            "scan",
+            "--quiet",
+            "--format",
+            "json",
+            "--no-policy",
+            image,
+        ]
+        .map(str::to_owned)
+        .to_vec()
     };
     let cst_config = bench.join("cst.yaml");
     fs::write(
@@ -218,21 +226,40 @@ pub fn speed(root: &Path) -> anyhow::Result<()> {
     let gzip_s = gzip.display().to_string();
     let zstd_s = zstd.display().to_string();
 
-    add("docker-archive", "limit", limit_command(&docker, "cat", cores), &nothing)?;
+    add(
+        "docker-archive",
+        "limit",
+        limit_command(&docker, "cat", cores),
+        &nothing,
+    )?;
     add("docker-archive", "drydock", scan(&docker_s), &nothing)?;
     add(
         "docker-archive",
         "dive --ci",
-        vec!["dive".into(), "--ci".into(), format!("docker-archive://{docker_s}")],
+        vec![
+            "dive".into(),
+            "--ci".into(),
+            format!("docker-archive://{docker_s}"),
+        ],
         &nothing,
     )?;
     add(
         "docker-archive",
         "syft",
-        vec!["syft".into(), "scan".into(), "-q".into(), format!("docker-archive:{docker_s}")],
+        vec![
+            "syft".into(),
+            "scan".into(),
+            "-q".into(),
+            format!("docker-archive:{docker_s}"),
+        ],
         &nothing,
     )?;
-    add("docker-archive", "trivy (misconfig,secret)", trivy(&docker), &clear_trivy)?;
+    add(
+        "docker-archive",
+        "trivy (misconfig,secret)",
+        trivy(&docker),
+        &clear_trivy,
+    )?;
     add(
         "docker-archive",
         "container-structure-test",
@@ -249,24 +276,54 @@ pub fn speed(root: &Path) -> anyhow::Result<()> {
         &nothing,
     )?;
 
-    add("OCI archive, gzip", "limit", limit_command(&gzip, "igzip -dc", cores), &nothing)?;
+    add(
+        "OCI archive, gzip",
+        "limit",
+        limit_command(&gzip, "igzip -dc", cores),
+        &nothing,
+    )?;
     add("OCI archive, gzip", "drydock", scan(&gzip_s), &nothing)?;
     add(
         "OCI archive, gzip",
         "syft",
-        vec!["syft".into(), "scan".into(), "-q".into(), format!("oci-archive:{gzip_s}")],
+        vec![
+            "syft".into(),
+            "scan".into(),
+            "-q".into(),
+            format!("oci-archive:{gzip_s}"),
+        ],
         &nothing,
     )?;
-    add("OCI archive, gzip", "trivy (misconfig,secret)", trivy(&gzip), &clear_trivy)?;
+    add(
+        "OCI archive, gzip",
+        "trivy (misconfig,secret)",
+        trivy(&gzip),
+        &clear_trivy,
+    )?;
 
-    add("OCI archive, zstd", "limit", limit_command(&zstd, "zstd -dcq", cores), &nothing)?;
+    add(
+        "OCI archive, zstd",
+        "limit",
+        limit_command(&zstd, "zstd -dcq", cores),
+        &nothing,
+    )?;
     add("OCI archive, zstd", "drydock", scan(&zstd_s), &nothing)?;
 
     let mut registry_cold = scan(&reference);
     registry_cold.extend(["--source", "registry", "--cache-dir"].map(str::to_owned));
     registry_cold.push(cache.display().to_string());
-    add("registry (loopback)", "drydock, cold cache", registry_cold.clone(), &clear_cache)?;
-    add("registry (loopback)", "drydock, warm cache", registry_cold, &nothing)?;
+    add(
+        "registry (loopback)",
+        "drydock, cold cache",
+        registry_cold.clone(),
+        &clear_cache,
+    )?;
+    add(
+        "registry (loopback)",
+        "drydock, warm cache",
+        registry_cold,
+        &nothing,
+    )?;
     drop(registry);
 
     let machine = machine()?;
@@ -292,7 +349,10 @@ fn machine() -> anyhow::Result<String> {
         .into_iter()
         .filter(|f| flags.contains(f))
         .collect();
-    Ok(format!("{model}; CPU flags that matter here: {}", relevant.join(", ")))
+    Ok(format!(
+        "{model}; CPU flags that matter here: {}",
+        relevant.join(", ")
+    ))
 }
 
 fn find<'a>(rows: &'a [Row], form: &str, tool: &str) -> Option<&'a Timing> {
@@ -302,7 +362,11 @@ fn find<'a>(rows: &'a [Row], form: &str, tool: &str) -> Option<&'a Timing> {
 }
 
 fn render(rows: &[Row], machine: &str, cores: usize, image: &Path) -> anyhow::Result<String> {
-    let unpacked = output(Command::new("du").args(["-sb"]).arg(image.join("docker.tar")))?;
+    let unpacked = output(
+        Command::new("du")
+            .args(["-sb"])
+            .arg(image.join("docker.tar")),
+    )?;
     let bytes: f64 = unpacked.split_whitespace().next().unwrap_or("0").parse()?;
     let mut out = String::new();
     let _ = writeln!(out, "## Scan time against the limit and the peers\n");
@@ -323,8 +387,8 @@ fn render(rows: &[Row], machine: &str, cores: usize, image: &Path) -> anyhow::Re
         "| form | tool | wall (s) | peak RSS (MiB) | drydock ÷ this |\n|---|---|---:|---:|---:|"
     );
     for row in rows {
-        let drydock = find(rows, row.form, "drydock")
-            .or_else(|| find(rows, row.form, "drydock, cold cache"));
+        let drydock =
+            find(rows, row.form, "drydock").or_else(|| find(rows, row.form, "drydock, cold cache"));
         let ratio = match drydock {
             Some(d) if !row.tool.starts_with("drydock") => {
                 format!("{:.2}", d.wall / row.timing.wall)

@@ -39,7 +39,8 @@ impl fmt::Debug for Sha256Digest {
 #[derive(Debug)]
 pub struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    /// `None` when another reader already hashes the same bytes.
+    hasher: Option<Sha256>,
     count: u64,
     limit: u64,
 }
@@ -48,7 +49,7 @@ impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
         Self {
             inner,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
             count: 0,
             limit: u64::MAX,
         }
@@ -63,22 +64,35 @@ impl<R: Read> HashingReader<R> {
         }
     }
 
+    /// Counts and limits without hashing: for an uncompressed layer, the tar stream is the
+    /// blob, whose digest is already computed one reader below.
+    pub fn without_hashing(mut self) -> Self {
+        self.hasher = None;
+        self
+    }
+
     /// Bytes read so far.
     pub fn count(&self) -> u64 {
         self.count
     }
 
-    /// Reads what is left to the end, then returns the digest and the byte count.
-    pub fn finish(mut self) -> io::Result<(Sha256Digest, u64)> {
+    /// Reads what is left to the end, then returns the digest (`None` without hashing) and
+    /// the byte count.
+    pub fn finish(mut self) -> io::Result<(Option<Sha256Digest>, u64)> {
         io::copy(&mut self, &mut io::sink())?;
-        Ok((Sha256Digest(self.hasher.finalize().into()), self.count))
+        Ok((
+            self.hasher.map(|h| Sha256Digest(h.finalize().into())),
+            self.count,
+        ))
     }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
         self.count += n as u64;
         if self.count > self.limit {
             return Err(io::Error::new(

@@ -128,6 +128,10 @@ pub fn walk_layer<R: Read, H: ContentHook>(
     let mut raw = HashingReader::new(blob);
     let (compression, decoded) = decoder(&mut raw).map_err(WalkError::Read)?;
     let mut tar_stream = HashingReader::with_limit(decoded, limits.max_tar_bytes);
+    if compression == Compression::None {
+        // The tar is the blob: one sha256 gives both the blob digest and the diff id.
+        tar_stream = tar_stream.without_hashing();
+    }
     let too_large = |e: &io::Error| e.kind() == io::ErrorKind::FileTooLarge;
     let changes = match read_entries(&mut tar_stream, hook, limits) {
         Err(WalkError::Entry { source, .. } | WalkError::Read(source)) if too_large(&source) => {
@@ -147,6 +151,9 @@ pub fn walk_layer<R: Read, H: ContentHook>(
         }
     })?;
     let (blob_digest, blob_size) = raw.finish().map_err(WalkError::Read)?;
+    let blob_digest =
+        blob_digest.ok_or_else(|| WalkError::Read(io::Error::other("blob not hashed")))?;
+    let diff_id = diff_id.unwrap_or(blob_digest);
     Ok(LayerWalk {
         compression,
         blob_digest,

@@ -103,7 +103,12 @@ pub fn render_human(report: &Report, options: HumanOptions) -> String {
         let _ = writeln!(out, "{}", paint(&heading, severity_code(severity), color));
         for finding in group {
             let path = finding.path.as_deref().unwrap_or("(image)");
-            let _ = writeln!(out, "  {} {}", paint(&finding.id, "1", color), path);
+            let cost = if finding.cost > 0 {
+                format!(" (−{})", finding.cost)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(out, "  {} {}{cost}", paint(&finding.id, "1", color), path);
             if let Some(layer) = finding.layer.and_then(|i| image.layers.get(i)) {
                 let made_by = layer
                     .created_by
@@ -129,6 +134,27 @@ pub fn render_human(report: &Report, options: HumanOptions) -> String {
     }
     if report.findings.is_empty() {
         let _ = writeln!(out, "No findings.\n");
+    }
+    if let Some(policy) = &report.policy
+        && !report.suppressed.is_empty()
+    {
+        let accepted = format!(
+            "{} finding(s) accepted by {}: {}",
+            report.suppressed.len(),
+            policy.file,
+            report
+                .suppressed
+                .iter()
+                .map(|s| format!(
+                    "{} {}",
+                    s.finding.id,
+                    s.finding.path.as_deref().unwrap_or("(image)")
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        wrap(&mut out, &accepted, "", width);
+        out.push('\n');
     }
     let counts: Vec<String> = Severity::ALL
         .into_iter()
