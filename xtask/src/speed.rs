@@ -26,7 +26,10 @@ struct Timing {
     rss_mib: f64,
 }
 
+/// Runs `command` `RUNS` + 1 times; drydock and `dive --ci` exit 1 when their gate fails, the
+/// other peers must exit 0.
 fn time_runs(label: &str, command: &[String], before_each: &dyn Fn()) -> anyhow::Result<Timing> {
+    let gate_may_fail = label.contains("drydock") || label.contains("dive");
     let mut walls = Vec::new();
     let mut rss = Vec::new();
     for run in 0..=RUNS {
@@ -38,7 +41,8 @@ fn time_runs(label: &str, command: &[String], before_each: &dyn Fn()) -> anyhow:
             .stderr(Stdio::piped())
             .output()
             .with_context(|| format!("running {label}"))?;
-        if !matches!(out.status.code(), Some(0 | 1)) {
+        let code = out.status.code();
+        if !(code == Some(0) || (gate_may_fail && code == Some(1))) {
             bail!(
                 "{label} failed ({}): {}",
                 out.status,
@@ -294,10 +298,11 @@ pub fn speed(root: &Path) -> anyhow::Result<()> {
         ],
         &nothing,
     )?;
+    // trivy reads OCI layouts, not OCI archives: the same gzip blobs, from the directory.
     add(
         "OCI archive, gzip",
-        "trivy (misconfig,secret)",
-        trivy(&gzip),
+        "trivy (misconfig,secret), from the OCI layout",
+        trivy(&layout),
         &clear_trivy,
     )?;
 
