@@ -74,10 +74,7 @@ pub fn render_human(report: &Report, options: HumanOptions) -> String {
     let image = &report.image;
     let name = image.name();
     let _ = writeln!(out, "{}", paint(&name, "1", color));
-    let digest = image
-        .manifest_digest
-        .as_deref()
-        .unwrap_or(&image.config_digest);
+    let digest = image.shown_digest();
     let _ = writeln!(
         out,
         "  {} · {} · {} layer{}",
@@ -156,13 +153,6 @@ pub fn render_human(report: &Report, options: HumanOptions) -> String {
         wrap(&mut out, &accepted, "", width);
         out.push('\n');
     }
-    let counts: Vec<String> = Severity::ALL
-        .into_iter()
-        .filter_map(|s| {
-            let n = report.findings.iter().filter(|f| f.severity == s).count();
-            (n > 0).then(|| format!("{n} {s}"))
-        })
-        .collect();
     let verdict = if report.passed {
         paint("passed", "32", color)
     } else {
@@ -172,11 +162,7 @@ pub fn render_human(report: &Report, options: HumanOptions) -> String {
         "score {}/100 (grade {:?}) · {} · gate {verdict}",
         report.score,
         report.grade,
-        if counts.is_empty() {
-            "no findings".to_owned()
-        } else {
-            counts.join(", ")
-        },
+        report.severity_counts(),
     );
     let _ = writeln!(out, "{summary}");
     out

@@ -3,8 +3,6 @@
 
 use std::fmt::Write as _;
 
-use drydock_checks::Severity;
-
 use crate::human::{clean_created_by, short_digest};
 use crate::model::Report;
 
@@ -57,10 +55,7 @@ pub fn render_markdown(report: &Report) -> String {
         report.score,
         report.grade
     );
-    let digest = image
-        .manifest_digest
-        .as_deref()
-        .unwrap_or(&image.config_digest);
+    let digest = image.shown_digest();
     let _ = writeln!(
         out,
         "{} · {} · {} layer{}{}\n",
@@ -141,21 +136,10 @@ pub fn render_markdown(report: &Report) -> String {
             let _ = writeln!(out, "> {}", escape(note));
         }
     }
-    let counts: Vec<String> = Severity::ALL
-        .into_iter()
-        .filter_map(|s| {
-            let n = report.findings.iter().filter(|f| f.severity == s).count();
-            (n > 0).then(|| format!("{n} {s}"))
-        })
-        .collect();
     let _ = writeln!(
         out,
         "\n<sub>{} · drydock {}</sub>",
-        if counts.is_empty() {
-            "no findings".to_owned()
-        } else {
-            counts.join(", ")
-        },
+        report.severity_counts(),
         report.tool.version
     );
     out

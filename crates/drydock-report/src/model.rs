@@ -106,6 +106,23 @@ pub struct ReportInput<'a> {
 }
 
 impl Report {
+    /// The findings counted by severity, most severe first: `1 critical, 2 medium`, or
+    /// `no findings`.
+    pub fn severity_counts(&self) -> String {
+        let counts: Vec<String> = Severity::ALL
+            .into_iter()
+            .filter_map(|s| {
+                let n = self.findings.iter().filter(|f| f.severity == s).count();
+                (n > 0).then(|| format!("{n} {s}"))
+            })
+            .collect();
+        if counts.is_empty() {
+            "no findings".to_owned()
+        } else {
+            counts.join(", ")
+        }
+    }
+
     /// Applies the policy to the findings, scores them and decides the gate.
     pub fn build(
         image: ImageInfo,
@@ -238,6 +255,13 @@ pub struct ImageInfo {
 }
 
 impl ImageInfo {
+    /// The digest to show a person: the manifest's when the format has one, else the config's.
+    pub fn shown_digest(&self) -> &str {
+        self.manifest_digest
+            .as_deref()
+            .unwrap_or(&self.config_digest)
+    }
+
     /// How to name the image to a person: its reference when it is a full name, the source
     /// with the tag when the format records only a tag (OCI layouts).
     pub fn name(&self) -> String {
