@@ -37,6 +37,39 @@ pub fn fixtures() -> PathBuf {
     dir
 }
 
+/// A fixture group's directory (`cargo xtask fixtures --group NAME`), built on first use like
+/// the main set. Groups keep their own recipe stamp, so the test only checks that one exists.
+#[allow(dead_code)] // the first group test uses it
+pub fn group_fixtures(group: &str) -> PathBuf {
+    let dir = fixtures().join(group);
+    let stamp = dir.join(".stamp");
+    if !stamp.exists() {
+        let lock = fs::File::create(workspace().join("target/fixtures.lock")).unwrap();
+        lock.lock().unwrap();
+        if !stamp.exists() {
+            let status = Command::new(env!("CARGO"))
+                .args([
+                    "run",
+                    "--quiet",
+                    "--package",
+                    "xtask",
+                    "--",
+                    "fixtures",
+                    "--group",
+                ])
+                .arg(group)
+                .current_dir(workspace())
+                .status()
+                .expect("running cargo xtask fixtures --group");
+            assert!(
+                status.success(),
+                "cargo xtask fixtures --group {group} failed"
+            );
+        }
+    }
+    dir
+}
+
 pub fn fixture(path: &str) -> String {
     let full = fixtures().join(path);
     assert!(

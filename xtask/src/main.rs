@@ -1,7 +1,8 @@
 //! Developer tasks, rust-analyzer style: `cargo xtask <task>`.
 //!
-//! - `fixtures [--out DIR]`: builds every test image from real parts (Debian packages, C and Go
-//!   compiled on the spot) with `umoci` and `skopeo`.
+//! - `fixtures [--out DIR] [--group NAME]`: builds every test image from real parts (Debian
+//!   packages, C and Go compiled on the spot) with `umoci` and `skopeo`; `--group` builds one
+//!   group (`main` is the original set).
 //! - `sample`: rebuilds the small sample images committed under `testdata/images/`.
 //! - `test`: installs the Debian packages the suite needs, builds the fixtures, and runs the
 //!   whole test suite (format, lints, tests). `.ci/run` calls exactly this.
@@ -34,13 +35,21 @@ fn main() -> anyhow::Result<()> {
     std::env::set_current_dir(&root).context("entering the workspace root")?;
     match args.first().map(String::as_str) {
         Some("fixtures") => {
-            let out = match args.get(1).map(String::as_str) {
-                Some("--out") => PathBuf::from(args.get(2).context("--out needs a directory")?),
-                Some(other) => bail!("unknown argument `{other}`"),
-                None => fixtures::default_dir(&root),
-            };
+            let mut out = fixtures::default_dir(&root);
+            let mut group = None;
+            let mut rest = args[1..].iter();
+            while let Some(arg) = rest.next() {
+                match arg.as_str() {
+                    "--out" => out = PathBuf::from(rest.next().context("--out needs a directory")?),
+                    "--group" => group = Some(rest.next().context("--group needs a name")?),
+                    other => bail!("unknown argument `{other}`"),
+                }
+            }
             deps::ensure()?;
-            fixtures::build_all(&root, &out)
+            match group {
+                Some(name) => fixtures::build_one(&root, &out, name),
+                None => fixtures::build_all(&root, &out),
+            }
         }
         Some("sample") => {
             deps::ensure()?;
@@ -75,7 +84,7 @@ fn main() -> anyhow::Result<()> {
             scores::write(&root, &fixtures)
         }
         _ => bail!(
-            "usage: cargo xtask <fixtures [--out DIR] | sample | test | bench | bench-memory | scores>"
+            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | sample | test | bench | bench-memory | scores>"
         ),
     }
 }
