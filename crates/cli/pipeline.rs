@@ -98,7 +98,7 @@ enum Origin {
 fn origin(target: &Target) -> Result<Origin, ScanError> {
     let image = target.image.as_str();
     let engine_name = image.strip_prefix("docker-daemon:");
-    let local_prefix = ["docker-archive:", "oci-archive:", "oci:"]
+    let local_prefix = ["docker-archive:", "oci-archive:", "oci:", "dir:"]
         .iter()
         .any(|p| image.starts_with(p))
         || image == "-";
@@ -398,6 +398,7 @@ fn source_label(spec: &ImageSpec, image: &Image) -> String {
         .unwrap_or_else(|| "-".into());
     let transport = match (&spec.location, image.format) {
         (Location::OciLayout(_), _) => "oci",
+        (Location::SkopeoDir(_), _) | (_, ImageFormat::SkopeoDir) => "dir",
         (Location::OciArchive(_), _) => "oci-archive",
         (Location::DockerArchive(_), _) => "docker-archive",
         (_, ImageFormat::DockerArchive) => "docker-archive",

@@ -6,6 +6,8 @@ use std::io;
 pub enum WalkError {
     #[error("reading tar entry `{path}`: {source}")]
     Entry { path: String, source: io::Error },
+    #[error("the layer ends inside the data of `{path}`: the blob is truncated")]
+    Truncated { path: String },
     #[error("reading the layer: {0}")]
     Read(#[source] io::Error),
     #[error("tar entry `{path}`: {reason}")]

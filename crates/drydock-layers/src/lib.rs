@@ -19,10 +19,11 @@ mod digest;
 mod efficiency;
 mod error;
 pub mod path;
+pub mod tarstream;
 mod tree;
 mod walk;
 
-pub use compression::{Compression, decoder};
+pub use compression::{Compression, Decoder, decoder, describe_content, is_tar_header};
 pub use digest::{HashingReader, Sha256Digest};
 pub use efficiency::{Efficiency, EfficiencySummary, Inefficiency};
 pub use error::{ApplyError, WalkError};

@@ -61,6 +61,36 @@ pub fn display(path: &[u8]) -> String {
     format!("/{}", String::from_utf8_lossy(trimmed))
 }
 
+/// Text from untrusted bytes with every control character and invalid UTF-8 byte escaped
+/// (`\x1b`, `\xff`), so that a message never carries raw bytes to a terminal or a log.
+pub fn printable(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// The same error with its message made [`printable`] (the tar reader quotes header bytes).
+pub fn printable_error(error: std::io::Error) -> std::io::Error {
+    let message = error.to_string();
+    let clean = printable(message.as_bytes());
+    if clean == message {
+        error
+    } else {
+        std::io::Error::new(error.kind(), clean)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +102,12 @@ mod tests {
         assert_eq!(normalize(b"usr/bin/").unwrap(), b"usr/bin");
         assert_eq!(normalize(b"./").unwrap(), b"");
         assert_eq!(normalize(b"a/b/../c").unwrap(), b"a/c");
+    }
+
+    #[test]
+    fn printable_escapes_control_characters_and_bad_bytes() {
+        assert_eq!(printable(b"a\x1b]0;x\x07b\xff"), "a\\u{1b}]0;x\\u{7}b\\xff");
+        assert_eq!(printable("caf\u{e9}".as_bytes()), "caf\u{e9}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::compression::{Compression, decoder};
 use crate::digest::{HashingReader, Sha256Digest};
 use crate::error::WalkError;
 use crate::path;
+use crate::tarstream::{Counted, EntryBounds, StreamEnd};
 
 /// Bounds on what one layer may make us do; past them the layer is refused.
 #[derive(Debug, Clone, Copy)]
@@ -170,16 +171,29 @@ fn read_entries<R: Read, H: ContentHook>(
     limits: &Limits,
 ) -> Result<Vec<Change<H::Fact>>, WalkError> {
     let mut changes = Vec::new();
-    let mut archive = tar::Archive::new(&mut *tar_stream);
+    let (counted, position) = Counted::new(&mut *tar_stream);
+    let mut archive = tar::Archive::new(counted);
+    let mut bounds = EntryBounds::default();
     let mut last_path = String::from("(start of the layer)");
     let mut count = 0u64;
     let mut declared_bytes = 0u64;
     let entries = archive.entries().map_err(WalkError::Read)?;
     for entry in entries {
-        let mut entry = entry.map_err(|source| WalkError::Entry {
-            path: format!("after {last_path}"),
-            source,
-        })?;
+        let mut entry = match entry {
+            Ok(entry) => entry,
+            Err(source) => match bounds.judge(&source, position.get()) {
+                // Go's archive/tar ends here too: the image runs, so it is read.
+                StreamEnd::EndOfArchive => break,
+                StreamEnd::InsideData => return Err(WalkError::Truncated { path: last_path }),
+                StreamEnd::Other => {
+                    return Err(WalkError::Entry {
+                        path: format!("after {last_path}"),
+                        source: path::printable_error(source),
+                    });
+                }
+            },
+        };
+        bounds.entered(entry.raw_file_position(), entry.size());
         count += 1;
         if count > limits.max_entries {
             return Err(WalkError::TooManyEntries {
@@ -517,6 +531,29 @@ mod tests {
             })
             .collect();
         assert_eq!(facts, [Some(b'x'), Some(b'q')]);
+    }
+
+    #[test]
+    fn a_stream_that_ends_after_the_last_data_is_read_as_go_reads_it() {
+        let tar = tar_of(&[("a", b"first"), ("zone1970.tab", &[7u8; 700])]);
+        // The second entry's header is at 1024, its data at 1536..2236, padded to 2560.
+        for cut in [2236, 2300, 2559] {
+            let short = &tar[..cut];
+            let walk = walk_layer(short, &NoContent, &Limits::default()).unwrap();
+            assert_eq!(paths(&walk), ["a", "zone1970.tab"], "cut at {cut}");
+            assert_eq!(walk.diff_id, Sha256Digest::of(short), "hashed as it is");
+            let walk = walk_layer(&gzip(short)[..], &NoContent, &Limits::default()).unwrap();
+            assert_eq!(paths(&walk), ["a", "zone1970.tab"], "gzip, cut at {cut}");
+        }
+        // Inside the data, or inside a header block: truncated.
+        let err = walk_layer(&tar[..2000], &NoContent, &Limits::default()).unwrap_err();
+        assert!(
+            matches!(&err, WalkError::Truncated { path } if path == "/zone1970.tab"),
+            "{err}"
+        );
+        let err = walk_layer(&tar[..1200], &NoContent, &Limits::default()).unwrap_err();
+        assert!(!matches!(err, WalkError::Truncated { .. }), "{err}");
+        assert!(err.to_string().contains("after /a"), "{err}");
     }
 
     #[test]

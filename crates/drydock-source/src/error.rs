@@ -33,6 +33,8 @@ pub enum SourceError {
         expected: u64,
         actual: u64,
     },
+    #[error("{blob}: not a container image: {reason}")]
+    NotAContainerImage { blob: String, reason: String },
     #[error("{blob}: unsupported: {reason}")]
     Unsupported { blob: String, reason: String },
     #[error("{0}")]
@@ -48,14 +50,22 @@ impl SourceError {
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Io { .. } | Self::Unavailable(_) => ErrorClass::Unavailable,
-            Self::Selection(_) | Self::BadSpec { .. } => ErrorClass::Usage,
+            Self::Selection(_) | Self::BadSpec { .. } | Self::NotAContainerImage { .. } => {
+                ErrorClass::Usage
+            }
             _ => ErrorClass::Invalid,
         }
     }
 
     pub(crate) fn invalid(blob: impl Into<String>, reason: impl Into<String>) -> Self {
+        let blob = blob.into();
         Self::Invalid {
-            blob: blob.into(),
+            // A message never starts with an empty name.
+            blob: if blob.is_empty() {
+                "(a member with an empty name)".into()
+            } else {
+                blob
+            },
             reason: reason.into(),
         }
     }

@@ -1,5 +1,3 @@
-use std::collections::HashMap;
-
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
@@ -31,6 +29,8 @@ pub enum ImageFormat {
     DockerArchive,
     /// An OCI image layout: `index.json` and `blobs/`.
     Oci,
+    /// skopeo's `dir:` layout.
+    SkopeoDir,
 }
 
 /// One image, found and verified down to its config; its layers still to be read.
@@ -164,26 +164,102 @@ fn canonical_reference(name: &str) -> String {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct DockerArchiveEntry {
-    config: String,
+struct RawDockerEntry {
+    #[serde(default)]
+    config: Option<String>,
     #[serde(default)]
     repo_tags: Option<Vec<String>>,
+    #[serde(default)]
+    layers: Option<Vec<String>>,
+}
+
+/// One image of `manifest.json`, with every name checked to be there.
+struct DockerArchiveEntry {
+    config: String,
+    repo_tags: Vec<String>,
     layers: Vec<String>,
 }
 
+const DOCKER_MANIFEST: &str = "manifest.json";
+
+/// Reads `manifest.json` as `docker load` does, naming the entry and the field of every
+/// problem.
+fn docker_entries(bytes: &[u8]) -> Result<Vec<DockerArchiveEntry>, SourceError> {
+    let bad = |reason: String| SourceError::invalid(DOCKER_MANIFEST, reason);
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(bad("the file is empty".into()));
+    }
+    let value: serde_json::Value = parse_json(bytes, DOCKER_MANIFEST)?;
+    let items = match value {
+        serde_json::Value::Array(items) => items,
+        other => {
+            return Err(bad(format!(
+                "holds {}, not a list of images",
+                json_kind(&other)
+            )));
+        }
+    };
+    if items.is_empty() {
+        return Err(bad("lists no image (`[]`)".into()));
+    }
+    let mut entries = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let raw: RawDockerEntry =
+            serde_json::from_value(item).map_err(|e| bad(format!("entry {i}: malformed: {e}")))?;
+        let config = match raw.config {
+            Some(c) if !c.trim().is_empty() => c,
+            Some(_) => return Err(bad(format!("entry {i}: `Config` is empty"))),
+            None => return Err(bad(format!("entry {i}: `Config` is missing"))),
+        };
+        let Some(layers) = raw.layers else {
+            return Err(bad(format!("entry {i}: `Layers` is missing")));
+        };
+        if let Some(j) = layers.iter().position(|l| l.trim().is_empty()) {
+            return Err(bad(format!("entry {i}: `Layers[{j}]` is empty")));
+        }
+        let repo_tags = raw
+            .repo_tags
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| !t.trim().is_empty())
+            .collect();
+        entries.push(DockerArchiveEntry {
+            config,
+            repo_tags,
+            layers,
+        });
+    }
+    Ok(entries)
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "`null`",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
 fn resolve_docker(store: &dyn BlobStore, selector: &Selector) -> Result<Image, SourceError> {
-    let entries: Vec<DockerArchiveEntry> =
-        parse_json(&read_document(store, "manifest.json")?, "manifest.json")?;
-    let tags = |e: &DockerArchiveEntry| e.repo_tags.clone().unwrap_or_default();
+    let entries = docker_entries(&read_document(store, DOCKER_MANIFEST)?)?;
     let entry = match &selector.reference {
         Some(wanted) => {
             let wanted_canonical = canonical_reference(wanted);
+            let by_digest = |e: &DockerArchiveEntry| {
+                wanted.starts_with("sha256:")
+                    && wanted.len() >= 19
+                    && digest_in_name(&e.config).is_some_and(|d| d.starts_with(wanted.as_str()))
+            };
             entries
                 .iter()
                 .find(|e| {
-                    tags(e)
+                    e.repo_tags
                         .iter()
                         .any(|t| t == wanted || canonical_reference(t) == wanted_canonical)
+                        || by_digest(e)
                 })
                 .ok_or_else(|| {
                     SourceError::Selection(format!(
@@ -194,7 +270,6 @@ fn resolve_docker(store: &dyn BlobStore, selector: &Selector) -> Result<Image, S
         }
         None => match entries.as_slice() {
             [only] => only,
-            [] => return Err(SourceError::invalid("manifest.json", "lists no image")),
             _ => {
                 return Err(SourceError::Selection(format!(
                     "the archive holds {} images; choose one with --image: {}",
@@ -206,22 +281,25 @@ fn resolve_docker(store: &dyn BlobStore, selector: &Selector) -> Result<Image, S
     };
     let config_bytes = read_document(store, &entry.config)?;
     let config_digest = sha256_digest(&config_bytes);
-    if let Some(named) = digest_in_name(&entry.config)
+    let mut notes = Vec::new();
+    if let Some(named) = config_digest_in_name(&entry.config)
         && named != config_digest
     {
-        return Err(SourceError::DigestMismatch {
-            blob: entry.config.clone(),
-            expected: named,
-            actual: config_digest,
-        });
+        // `docker load` reads the config by its path and takes the image id from its bytes.
+        notes.push(format!(
+            "the config `{}` is named after {named}, but its content's digest is \
+             {config_digest}; the image id is taken from the content, as `docker load` does",
+            entry.config
+        ));
     }
-    let config: ImageConfiguration = parse_json(&config_bytes, &entry.config)?;
+    let config: ImageConfiguration = parse_config(&config_bytes, &entry.config)?;
     let platform = config_platform(&config);
     check_platform(&platform, selector)?;
+    notes.extend(platform_note(&platform, selector));
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != entry.layers.len() {
         return Err(SourceError::invalid(
-            "manifest.json",
+            DOCKER_MANIFEST,
             format!(
                 "lists {} layers but the config has {} diff_ids",
                 entry.layers.len(),
@@ -254,7 +332,8 @@ fn resolve_docker(store: &dyn BlobStore, selector: &Selector) -> Result<Image, S
     };
     Ok(Image {
         format: ImageFormat::DockerArchive,
-        reference: tags(entry)
+        reference: entry
+            .repo_tags
             .first()
             .cloned()
             .or_else(|| selector.reference.clone()),
@@ -263,19 +342,40 @@ fn resolve_docker(store: &dyn BlobStore, selector: &Selector) -> Result<Image, S
         config,
         platform,
         layers,
-        notes: Vec::new(),
+        notes,
     })
 }
 
+/// Each image of an archive as the user can choose it: its tags, else its config.
 fn list_docker(entries: &[DockerArchiveEntry]) -> String {
     let names: Vec<String> = entries
         .iter()
-        .map(|e| match e.repo_tags.as_deref() {
-            Some([first, ..]) => first.clone(),
-            _ => format!("(untagged, config {})", e.config),
+        .enumerate()
+        .map(|(i, e)| {
+            let id = config_digest_in_name(&e.config).unwrap_or_else(|| e.config.clone());
+            match e.repo_tags.as_slice() {
+                [] => format!("entry {i}: untagged, config {id}"),
+                tags => format!("entry {i}: {} (config {id})", tags.join(", ")),
+            }
         })
         .collect();
-    names.join(", ")
+    names.join("; ")
+}
+
+/// A config member's name as a digest: `<hex>.json` (docker save), `blobs/sha256/<hex>`
+/// (Docker 25+) or `sha256:<hex>` (kaniko, go-containerregistry).
+fn config_digest_in_name(name: &str) -> Option<String> {
+    digest_in_name(name).or_else(|| {
+        let hex = name.rsplit('/').next()?.strip_prefix("sha256:")?;
+        is_sha256_hex(hex).then(|| format!("sha256:{hex}"))
+    })
+}
+
+fn is_sha256_hex(hex: &str) -> bool {
+    hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// `blobs/sha256/<hex>` and legacy `<hex>.json` / `<hex>.tar` names carry their digest.
@@ -287,11 +387,7 @@ fn digest_in_name(name: &str) -> Option<String> {
         file.strip_suffix(".json")
             .or_else(|| file.strip_suffix(".tar"))?
     };
-    (hex.len() == 64
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
-    .then(|| format!("sha256:{hex}"))
+    is_sha256_hex(hex).then(|| format!("sha256:{hex}"))
 }
 
 fn manifest_for_config(
@@ -336,6 +432,31 @@ fn check_platform(platform: &Platform, selector: &Selector) -> Result<(), Source
         ))),
         _ => Ok(()),
     }
+}
+
+/// A source with one image is scanned whatever its platform; the report says so when it is
+/// not this machine's, since `docker run` here would need emulation.
+fn platform_note(platform: &Platform, selector: &Selector) -> Option<String> {
+    let host = Platform::host();
+    (selector.platform.is_none() && !platform.satisfies(&host)).then(|| {
+        format!(
+            "the image is for {platform}, not this machine's platform ({host}); it was scanned \
+             as it is (choose another entry of a multi-platform image with --platform)"
+        )
+    })
+}
+
+/// Parses an image config, saying what the document is when it is not one.
+fn parse_config(bytes: &[u8], label: &str) -> Result<ImageConfiguration, SourceError> {
+    parse_json(bytes, label).map_err(|e| {
+        let looks_like_config = serde_json::from_slice::<serde_json::Value>(bytes)
+            .is_ok_and(|v| v.get("rootfs").is_some());
+        if looks_like_config {
+            e
+        } else {
+            SourceError::invalid(label, "not an image config (it has no `rootfs`)")
+        }
+    })
 }
 
 /// `created_by` for each layer: history entries with `empty_layer` own no layer.
@@ -446,6 +567,57 @@ fn is_attestation(descriptor: &Descriptor) -> bool {
     annotated || unknown
 }
 
+const IMAGE_MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    // Schema 1: chosen like any image, then refused with the reason.
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+];
+const INDEX_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+const IMAGE_CONFIG_TYPES: &[&str] = &[
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
+/// An index entry that may be an image: a manifest or index media type and no `artifactType`.
+/// Entries for anything else (signatures, SBOMs, Helm charts, attestations) are passed over,
+/// as `docker pull` and containerd pass over them when they pick an image.
+fn may_be_image(descriptor: &Descriptor) -> bool {
+    let media_type = descriptor.media_type().to_string();
+    !is_attestation(descriptor)
+        && descriptor.artifact_type().is_none()
+        && (IMAGE_MANIFEST_TYPES.contains(&media_type.as_str())
+            || INDEX_TYPES.contains(&media_type.as_str()))
+}
+
+/// What a non-image config or artifact type is, for the message that refuses it.
+fn artifact_kind(media_type: &str) -> &'static str {
+    match media_type {
+        t if t.starts_with("application/vnd.cncf.helm.") => "a Helm chart",
+        "application/vnd.oci.empty.v1+json" => "an OCI artifact with an empty config",
+        t if t.starts_with("application/vnd.dev.cosign.") => "a cosign signature or attestation",
+        t if t.starts_with("application/vnd.in-toto") => "an in-toto attestation",
+        t if t.contains("spdx") || t.contains("cyclonedx") || t.contains("syft") => "an SBOM",
+        t if t.starts_with("application/vnd.wasm.") => "a WebAssembly module",
+        t if t.starts_with("application/vnd.sylabs.sif.") => "a Singularity (SIF) image",
+        t if t.starts_with("application/vnd.drydock.") => "a drydock report",
+        t if t.starts_with("application/sarif") => "a SARIF report",
+        t if t.starts_with("application/vnd.unknown.") => "an artifact of unknown type",
+        _ => "not an image config",
+    }
+}
+
+fn not_an_image(blob: &str, what: &str, media_type: &str) -> SourceError {
+    SourceError::NotAContainerImage {
+        blob: blob.to_owned(),
+        reason: format!("{what} is {media_type} ({})", artifact_kind(media_type)),
+    }
+}
+
 fn descriptor_platform(descriptor: &Descriptor) -> Option<Platform> {
     descriptor.platform().as_ref().map(|p| {
         Platform::new(
@@ -464,9 +636,13 @@ fn annotation<'a>(descriptor: &'a Descriptor, key: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+fn wants_digest(wanted: &str) -> bool {
+    wanted.starts_with("sha256:") && wanted.len() >= 19
+}
+
 fn matches_reference(descriptor: &Descriptor, wanted: &str) -> bool {
     let digest = descriptor.digest().to_string();
-    if wanted.starts_with("sha256:") && wanted.len() >= 19 && digest.starts_with(wanted) {
+    if wants_digest(wanted) && digest.starts_with(wanted) {
         return true;
     }
     let ref_name = annotation(descriptor, REF_NAME);
@@ -477,42 +653,118 @@ fn matches_reference(descriptor: &Descriptor, wanted: &str) -> bool {
         || full_name.is_some_and(|n| n == wanted || canonical_reference(n) == wanted_canonical)
 }
 
+/// What tells one index entry from the others: its digest, platform and names.
 fn describe(descriptor: &Descriptor) -> String {
-    let name = annotation(descriptor, REF_NAME).or_else(|| annotation(descriptor, CONTAINERD_NAME));
-    match (name, descriptor_platform(descriptor)) {
-        (Some(n), Some(p)) => format!("{n} ({p})"),
-        (Some(n), None) => n.to_owned(),
-        (None, Some(p)) => format!("{p} {}", descriptor.digest()),
-        (None, None) => descriptor.digest().to_string(),
+    let mut facts = Vec::new();
+    if let Some(platform) = descriptor_platform(descriptor) {
+        facts.push(platform.to_string());
+    }
+    let names: Vec<&str> = [REF_NAME, CONTAINERD_NAME]
+        .iter()
+        .filter_map(|k| annotation(descriptor, k))
+        .collect();
+    if !names.is_empty() {
+        facts.push(format!("tag {}", names.join(", ")));
+    }
+    if let Some(artifact_type) = descriptor.artifact_type() {
+        facts.push(format!("artifact {artifact_type}"));
+    }
+    if facts.is_empty() {
+        descriptor.digest().to_string()
+    } else {
+        format!("{} ({})", descriptor.digest(), facts.join(", "))
+    }
+}
+
+/// `index.json` read leniently: `manifests` may be missing or `null` (Docker 25 writes that),
+/// which means no image, said in words.
+#[derive(Deserialize)]
+struct LenientIndex {
+    #[serde(default)]
+    manifests: Option<Vec<Descriptor>>,
+}
+
+fn read_index(store: &dyn BlobStore, name: &str) -> Result<Vec<Descriptor>, SourceError> {
+    let bytes = read_document(store, name)?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(SourceError::invalid(name, "the file is empty"));
+    }
+    let value: serde_json::Value = parse_json(&bytes, name)?;
+    if !value.is_object() {
+        return Err(SourceError::invalid(
+            name,
+            format!("holds {}, not an image index", json_kind(&value)),
+        ));
+    }
+    let index: LenientIndex = parse_json(&bytes, name)?;
+    match index.manifests {
+        Some(manifests) if !manifests.is_empty() => Ok(manifests),
+        Some(_) => Err(SourceError::invalid(
+            name,
+            "lists no image (`manifests` is empty)",
+        )),
+        None => Err(SourceError::invalid(
+            name,
+            "lists no image (no `manifests`)",
+        )),
     }
 }
 
 fn resolve_oci(store: &dyn BlobStore, selector: &Selector) -> Result<Image, SourceError> {
-    let index_bytes = read_document(store, "index.json")?;
-    let index: ImageIndex = parse_json(&index_bytes, "index.json")?;
-    let mut candidates: Vec<&Descriptor> = index
-        .manifests()
-        .iter()
-        .filter(|d| !is_attestation(d))
-        .collect();
+    let manifests = read_index(store, "index.json")?;
+    let mut candidates: Vec<&Descriptor> = manifests.iter().filter(|d| may_be_image(d)).collect();
     let mut reference = None;
+    let nested;
     if let Some(wanted) = &selector.reference {
-        candidates.retain(|d| matches_reference(d, wanted));
-        if candidates.is_empty() {
-            let names: Vec<String> = index
-                .manifests()
-                .iter()
-                .filter(|d| !is_attestation(d))
-                .map(describe)
-                .collect();
-            return Err(SourceError::Selection(format!(
-                "no image `{wanted}` in {}; it holds: {}",
-                store.origin().display(),
-                names.join(", ")
-            )));
+        let named: Vec<&Descriptor> = manifests
+            .iter()
+            .filter(|d| !is_attestation(d) && matches_reference(d, wanted))
+            .collect();
+        if named.is_empty() {
+            nested = if wants_digest(wanted) {
+                find_nested(store, &manifests, wanted, 0)
+            } else {
+                None
+            };
+            match &nested {
+                Some(found) => candidates = vec![found],
+                None => {
+                    let names: Vec<String> = manifests
+                        .iter()
+                        .filter(|d| !is_attestation(d))
+                        .map(describe)
+                        .collect();
+                    return Err(SourceError::Selection(format!(
+                        "no image `{wanted}` in {}; it holds: {}",
+                        store.origin().display(),
+                        names.join("; ")
+                    )));
+                }
+            }
+        } else {
+            candidates = named;
         }
         reference = Some(wanted.clone());
     }
+    if candidates.iter().all(|d| !may_be_image(d)) {
+        let first = candidates
+            .first()
+            .copied()
+            .or_else(|| manifests.iter().find(|d| !is_attestation(d)));
+        return Err(match first {
+            Some(d) => {
+                let what = d
+                    .artifact_type()
+                    .as_ref()
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| d.media_type().to_string());
+                not_an_image(&d.digest().to_string(), "the entry's type", &what)
+            }
+            None => SourceError::invalid("index.json", "lists no image"),
+        });
+    }
+    candidates.retain(|d| may_be_image(d));
+    let candidates = drop_artifacts(store, candidates);
     let chosen = choose(&candidates, selector, "index.json")?;
     if reference.is_none() {
         reference = annotation(chosen, CONTAINERD_NAME)
@@ -521,9 +773,13 @@ fn resolve_oci(store: &dyn BlobStore, selector: &Selector) -> Result<Image, Sour
     }
     let (manifest_digest, manifest) = follow_to_manifest(store, chosen, selector, 0)?;
     let config_descriptor = manifest.config();
+    let config_type = config_descriptor.media_type().to_string();
+    if !IMAGE_CONFIG_TYPES.contains(&config_type.as_str()) {
+        return Err(not_an_image(&manifest_digest, "its config", &config_type));
+    }
     let config_bytes = read_verified(store, config_descriptor)?;
     let config_digest = config_descriptor.digest().to_string();
-    let config: ImageConfiguration = parse_json(&config_bytes, &config_digest)?;
+    let config: ImageConfiguration = parse_config(&config_bytes, &config_digest)?;
     let platform = config_platform(&config);
     check_platform(&platform, selector)?;
     let diff_ids = config.rootfs().diff_ids();
@@ -538,13 +794,13 @@ fn resolve_oci(store: &dyn BlobStore, selector: &Selector) -> Result<Image, Sour
         ));
     }
     let created_by = layer_history(&config);
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = platform_note(&platform, selector).into_iter().collect();
     let mut layers = Vec::new();
     for (index, (descriptor, diff_id)) in manifest.layers().iter().zip(diff_ids).enumerate() {
         let media_type = descriptor.media_type().to_string();
         let foreign = classify_layer(&media_type).ok_or_else(|| SourceError::Unsupported {
             blob: descriptor.digest().to_string(),
-            reason: format!("unknown layer media type `{media_type}`"),
+            reason: format!("unknown layer media type `{media_type}` (layer {index})"),
         })?;
         let name = blob_name(descriptor)?;
         // Only a foreign layer may be absent; a missing ordinary layer fails when it is opened.
@@ -569,7 +825,11 @@ fn resolve_oci(store: &dyn BlobStore, selector: &Selector) -> Result<Image, Sour
         });
     }
     Ok(Image {
-        format: ImageFormat::Oci,
+        format: if store.is_skopeo_dir() {
+            ImageFormat::SkopeoDir
+        } else {
+            ImageFormat::Oci
+        },
         reference,
         manifest_digest: Some(manifest_digest),
         config_digest,
@@ -580,8 +840,78 @@ fn resolve_oci(store: &dyn BlobStore, selector: &Selector) -> Result<Image, Sour
     })
 }
 
-/// Picks one descriptor among image candidates: by platform when they carry one, else the
-/// only one.
+/// A descriptor anywhere below the top-level index whose digest starts with `wanted`: docker
+/// and containerd run an image by the digest of a platform's manifest as well as the index's.
+fn find_nested(
+    store: &dyn BlobStore,
+    manifests: &[Descriptor],
+    wanted: &str,
+    depth: usize,
+) -> Option<Descriptor> {
+    if depth > MAX_INDEX_DEPTH {
+        return None;
+    }
+    for descriptor in manifests {
+        if !INDEX_TYPES.contains(&descriptor.media_type().to_string().as_str()) {
+            continue;
+        }
+        let Ok(bytes) = read_verified(store, descriptor) else {
+            continue;
+        };
+        let Ok(index) = serde_json::from_slice::<LenientIndex>(&bytes) else {
+            continue;
+        };
+        let children = index.manifests.unwrap_or_default();
+        if let Some(found) = children
+            .iter()
+            .find(|d| d.digest().to_string().starts_with(wanted))
+        {
+            return Some(found.clone());
+        }
+        if let Some(found) = find_nested(store, &children, wanted, depth + 1) {
+            return Some(found);
+        }
+    }
+    None
+}
+
+/// Among several candidates, drops image manifests whose config is not an image config (an
+/// artifact with an OCI manifest media type and no `artifactType`). Blobs that cannot be read
+/// stay: choosing one of them fails with its own error.
+fn drop_artifacts<'a>(
+    store: &dyn BlobStore,
+    candidates: Vec<&'a Descriptor>,
+) -> Vec<&'a Descriptor> {
+    if candidates.len() < 2 {
+        return candidates;
+    }
+    let is_artifact = |d: &Descriptor| -> bool {
+        if !IMAGE_MANIFEST_TYPES.contains(&d.media_type().to_string().as_str()) {
+            return false;
+        }
+        let Ok(bytes) = read_verified(store, d) else {
+            return false;
+        };
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| {
+                v.pointer("/config/mediaType")
+                    .and_then(|t| t.as_str())
+                    .map(str::to_owned)
+            })
+            .is_some_and(|t| !IMAGE_CONFIG_TYPES.contains(&t.as_str()))
+    };
+    let kept: Vec<&Descriptor> = candidates
+        .iter()
+        .copied()
+        .filter(|d| !is_artifact(d))
+        .collect();
+    if kept.is_empty() { candidates } else { kept }
+}
+
+/// Picks one descriptor among image candidates: the only one whatever its platform (a
+/// `--platform` given must match it), else by platform when they carry one (the host's by
+/// default, as `docker pull` does), else the user must name one.
 fn choose<'a>(
     candidates: &[&'a Descriptor],
     selector: &Selector,
@@ -589,42 +919,51 @@ fn choose<'a>(
 ) -> Result<&'a Descriptor, SourceError> {
     match candidates {
         [] => return Err(SourceError::invalid(origin, "lists no image")),
-        [only] if descriptor_platform(only).is_none() => return Ok(only),
+        [only] => {
+            if let (Some(wanted), Some(platform)) = (&selector.platform, descriptor_platform(only))
+                && !platform.satisfies(wanted)
+            {
+                return Err(SourceError::Selection(format!(
+                    "{origin} holds one image, for {platform}, not {wanted}"
+                )));
+            }
+            return Ok(only);
+        }
         _ => {}
     }
-    if candidates.iter().all(|d| descriptor_platform(d).is_some()) {
+    // The same manifest listed twice (two tags) is one image.
+    let mut distinct: Vec<&Descriptor> = Vec::new();
+    for descriptor in candidates {
+        if !distinct.iter().any(|d| d.digest() == descriptor.digest()) {
+            distinct.push(descriptor);
+        }
+    }
+    if let [only] = distinct.as_slice() {
+        return choose(&[*only], selector, origin);
+    }
+    if distinct.iter().all(|d| descriptor_platform(d).is_some()) {
         let wanted = selector.platform.clone().unwrap_or_else(Platform::host);
-        return candidates
+        return distinct
             .iter()
             .copied()
             .find(|d| descriptor_platform(d).is_some_and(|p| p.satisfies(&wanted)))
             .ok_or_else(|| {
-                let available: Vec<String> = candidates
+                let available: Vec<String> = distinct
                     .iter()
                     .filter_map(|d| descriptor_platform(d))
                     .map(|p| p.to_string())
                     .collect();
                 SourceError::Selection(format!(
-                    "no image for platform {wanted}; available: {} (choose with --platform)",
+                    "{origin} has no image for platform {wanted}; available: {} (choose with --platform)",
                     available.join(", ")
                 ))
             });
     }
-    // Several tagged images in one layout, without platforms: one must be named.
-    let mut distinct: HashMap<String, &Descriptor> = HashMap::new();
-    for descriptor in candidates {
-        distinct
-            .entry(descriptor.digest().to_string())
-            .or_insert(descriptor);
-    }
-    if distinct.len() == 1 {
-        return Ok(candidates[0]);
-    }
-    let names: Vec<String> = candidates.iter().map(|d| describe(d)).collect();
+    let names: Vec<String> = distinct.iter().map(|d| describe(d)).collect();
     Err(SourceError::Selection(format!(
-        "{origin} holds {} images; choose one with --image or oci:DIR:TAG: {}",
-        candidates.len(),
-        names.join(", ")
+        "{origin} holds {} images; choose one with --image (a tag or a digest) or oci:DIR:TAG: {}",
+        distinct.len(),
+        names.join("; ")
     )))
 }
 
@@ -636,17 +975,31 @@ fn follow_to_manifest(
 ) -> Result<(String, ImageManifest), SourceError> {
     let label = descriptor.digest().to_string();
     if depth > MAX_INDEX_DEPTH {
-        return Err(SourceError::invalid(&label, "indexes nested too deep"));
+        return Err(SourceError::invalid(
+            &label,
+            format!("indexes nested more than {MAX_INDEX_DEPTH} deep (or in a loop)"),
+        ));
     }
     let bytes = read_verified(store, descriptor)?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(SourceError::invalid(&label, "the manifest is empty"));
+    }
     match parse_document(&bytes, &label)? {
         Document::Manifest(manifest) => Ok((label, *manifest)),
         Document::Index(index) => {
-            let candidates: Vec<&Descriptor> = index
-                .manifests()
-                .iter()
-                .filter(|d| !is_attestation(d))
-                .collect();
+            let all = index.manifests();
+            let candidates: Vec<&Descriptor> = all.iter().filter(|d| may_be_image(d)).collect();
+            if candidates.is_empty()
+                && let Some(first) = all.iter().find(|d| !is_attestation(d))
+            {
+                let what = first
+                    .artifact_type()
+                    .as_ref()
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| first.media_type().to_string());
+                return Err(not_an_image(&label, "every entry's type", &what));
+            }
+            let candidates = drop_artifacts(store, candidates);
             let chosen = choose(&candidates, selector, &label)?;
             follow_to_manifest(store, chosen, selector, depth + 1)
         }
@@ -656,7 +1009,7 @@ fn follow_to_manifest(
 /// Whether a layer media type is known, and if so whether it is a foreign
 /// (non-distributable) layer. Compression is sniffed from the bytes, not taken from here.
 fn classify_layer(media_type: &str) -> Option<bool> {
-    match media_type {
+    let known = match media_type {
         "application/vnd.oci.image.layer.v1.tar"
         | "application/vnd.oci.image.layer.v1.tar+gzip"
         | "application/vnd.oci.image.layer.v1.tar+zstd"
@@ -668,7 +1021,14 @@ fn classify_layer(media_type: &str) -> Option<bool> {
         | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
         | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Some(true),
         _ => None,
-    }
+    };
+    // Other tar types (`application/tar+gzip`, `application/x-tar`) are read as layers, as
+    // go-containerregistry and containerd's differ read them: the bytes decide.
+    known.or_else(|| {
+        let subtype = media_type.split_once('/')?.1;
+        let is_tar = subtype.starts_with("tar") || subtype.starts_with("x-tar");
+        is_tar.then_some(false)
+    })
 }
 
 #[cfg(test)]
@@ -711,6 +1071,79 @@ mod tests {
         assert!(error.to_string().contains("re-push"), "{error}");
     }
 
+    fn entries_error(json: &str) -> String {
+        match docker_entries(json.as_bytes()) {
+            Ok(_) => panic!("{json} accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn docker_manifests_name_the_entry_and_field_of_every_problem() {
+        assert_eq!(entries_error(""), "manifest.json: the file is empty");
+        assert_eq!(
+            entries_error("null"),
+            "manifest.json: holds `null`, not a list of images"
+        );
+        assert_eq!(entries_error("[]"), "manifest.json: lists no image (`[]`)");
+        assert_eq!(
+            entries_error(r#"[{"Config": "", "RepoTags": [""], "Layers": []}]"#),
+            "manifest.json: entry 0: `Config` is empty"
+        );
+        assert_eq!(
+            entries_error(
+                r#"[{"Config": "a.json", "Layers": ["x/layer.tar"]}, {"Config": "b.json"}]"#
+            ),
+            "manifest.json: entry 1: `Layers` is missing"
+        );
+        assert_eq!(
+            entries_error(r#"[{"Config": "a.json", "Layers": ["x/layer.tar", " "]}]"#),
+            "manifest.json: entry 0: `Layers[1]` is empty"
+        );
+        let entries =
+            docker_entries(br#"[{"Config": "c.json", "RepoTags": null, "Layers": []}]"#).unwrap();
+        assert!(entries[0].repo_tags.is_empty());
+    }
+
+    #[test]
+    fn config_names_carry_digests_in_every_writer_s_form() {
+        let hex = "b".repeat(64);
+        for name in [
+            format!("{hex}.json"),
+            format!("blobs/sha256/{hex}"),
+            format!("sha256:{hex}"),
+        ] {
+            assert_eq!(
+                config_digest_in_name(&name),
+                Some(format!("sha256:{hex}")),
+                "{name}"
+            );
+        }
+        assert_eq!(config_digest_in_name("config.json"), None);
+    }
+
+    #[test]
+    fn artifacts_are_named_by_what_they_are() {
+        assert_eq!(
+            artifact_kind("application/vnd.cncf.helm.config.v1+json"),
+            "a Helm chart"
+        );
+        assert_eq!(
+            artifact_kind("application/vnd.oci.empty.v1+json"),
+            "an OCI artifact with an empty config"
+        );
+        let error = not_an_image(
+            "sha256:x",
+            "its config",
+            "application/vnd.cncf.helm.config.v1+json",
+        );
+        assert_eq!(
+            error.to_string(),
+            "sha256:x: not a container image: its config is application/vnd.cncf.helm.config.v1+json (a Helm chart)"
+        );
+        assert_eq!(error.class(), crate::ErrorClass::Usage);
+    }
+
     #[test]
     fn layer_media_types() {
         assert_eq!(
@@ -722,5 +1155,7 @@ mod tests {
             Some(true)
         );
         assert_eq!(classify_layer("application/vnd.example.weird"), None);
+        assert_eq!(classify_layer("application/tar+gzip"), Some(false));
+        assert_eq!(classify_layer("application/json"), None);
     }
 }

@@ -11,6 +11,8 @@ pub enum Location {
     OciArchive(PathBuf),
     /// `oci:DIR`: an OCI image layout directory.
     OciLayout(PathBuf),
+    /// `dir:DIR`: skopeo's directory layout (`version`, `manifest.json`, blobs by hex digest).
+    SkopeoDir(PathBuf),
     /// A bare path: the format is read from what it holds.
     Path(PathBuf),
     /// `-`: an archive on standard input.
@@ -26,7 +28,7 @@ pub struct ImageSpec {
 
 impl ImageSpec {
     /// Parses the skopeo-style forms `docker-archive:PATH`, `oci-archive:PATH[:REF]`,
-    /// `oci:DIR[:REF]`, `-`, or a bare path.
+    /// `oci:DIR[:REF]`, `dir:DIR`, `-`, or a bare path.
     pub fn parse(input: &str) -> Result<Self, SourceError> {
         let bad = |reason: &str| SourceError::BadSpec {
             input: input.into(),
@@ -39,7 +41,7 @@ impl ImageSpec {
             });
         }
         let (transport, rest) = match input.split_once(':') {
-            Some((t @ ("docker-archive" | "oci-archive" | "oci"), rest)) => (Some(t), rest),
+            Some((t @ ("docker-archive" | "oci-archive" | "oci" | "dir"), rest)) => (Some(t), rest),
             _ => (None, input),
         };
         if rest.is_empty() {
@@ -53,6 +55,7 @@ impl ImageSpec {
             Some("docker-archive") => Location::DockerArchive(path),
             Some("oci-archive") => Location::OciArchive(path),
             Some("oci") => Location::OciLayout(path),
+            Some("dir") => Location::SkopeoDir(path),
             _ => Location::Path(path),
         };
         Ok(Self {
@@ -66,6 +69,7 @@ impl ImageSpec {
             Location::DockerArchive(p)
             | Location::OciArchive(p)
             | Location::OciLayout(p)
+            | Location::SkopeoDir(p)
             | Location::Path(p) => Some(p),
             Location::Stdin => None,
         }
@@ -114,6 +118,10 @@ mod tests {
         );
         assert_eq!(spec.reference, None);
         assert_eq!(ImageSpec::parse("-").unwrap().location, Location::Stdin);
+        assert_eq!(
+            ImageSpec::parse("dir:/tmp/img").unwrap().location,
+            Location::SkopeoDir("/tmp/img".into())
+        );
         assert_eq!(
             ImageSpec::parse("x.tar").unwrap().location,
             Location::Path("x.tar".into())

@@ -1,9 +1,14 @@
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use drydock_layers::path::printable_error;
+use drydock_layers::tarstream::{Counted, EntryBounds, StreamEnd};
+use drydock_layers::{Compression, Decoder, describe_content, is_tar_header};
+
 use crate::error::SourceError;
+use crate::resolve::sha256_digest;
 use crate::spec::{ImageSpec, Location};
 
 /// Members up to this size are kept in memory when an archive can only be read once; the
@@ -26,6 +31,10 @@ pub trait BlobStore: Sync {
     fn contains(&self, name: &str) -> bool;
     /// The archive or directory, for messages.
     fn origin(&self) -> &Path;
+    /// Whether this is skopeo's `dir:` layout presented as an OCI layout.
+    fn is_skopeo_dir(&self) -> bool {
+        false
+    }
 }
 
 /// What [`open`] found: a store that can be read in any order (a directory, an uncompressed
@@ -66,6 +75,7 @@ pub fn open(spec: &ImageSpec) -> Result<Opened, SourceError> {
         Location::DockerArchive(p)
         | Location::OciArchive(p)
         | Location::OciLayout(p)
+        | Location::SkopeoDir(p)
         | Location::Path(p) => p,
     };
     let metadata = std::fs::metadata(path).map_err(io_error(path))?;
@@ -79,30 +89,45 @@ pub fn open(spec: &ImageSpec) -> Result<Opened, SourceError> {
                 reason: "a directory, not an archive (use oci:DIR for an OCI layout)".into(),
             });
         }
+        let is_skopeo_dir = SkopeoDirStore::detect(path);
+        if matches!(spec.location, Location::SkopeoDir(_)) || is_skopeo_dir {
+            return Ok(Opened::Random(Box::new(SkopeoDirStore::new(path)?)));
+        }
         return Ok(Opened::Random(Box::new(DirStore::new(path)?)));
     }
-    if matches!(spec.location, Location::OciLayout(_)) {
+    if matches!(
+        spec.location,
+        Location::OciLayout(_) | Location::SkopeoDir(_)
+    ) {
         return Err(SourceError::NotAnImage {
             path: path.clone(),
-            reason: "a file, not an OCI layout directory (use oci-archive:PATH)".into(),
+            reason: "a file, not a layout directory (use oci-archive:PATH)".into(),
         });
     }
     let mut file = File::open(path).map_err(io_error(path))?;
-    let mut magic = [0u8; 4];
-    let n = read_up_to(&mut file, &mut magic).map_err(io_error(path))?;
+    let mut head = [0u8; 512];
+    let n = read_up_to(&mut file, &mut head).map_err(io_error(path))?;
     file.seek(SeekFrom::Start(0)).map_err(io_error(path))?;
-    if is_compressed(&magic[..n]) {
+    let head = &head[..n];
+    if Compression::sniff(head) != Compression::None {
         let reader = decompressed(Box::new(file), path)?;
         return Ok(Opened::Streaming {
             origin: path.clone(),
             reader,
         });
     }
+    if !is_tar_header(head) {
+        let reason = if n == 512 && head.iter().all(|b| *b == 0) {
+            "an empty tar archive"
+        } else {
+            describe_content(head)
+        };
+        return Err(SourceError::NotAnImage {
+            path: path.clone(),
+            reason: reason.into(),
+        });
+    }
     Ok(Opened::Random(Box::new(TarStore::index(path)?)))
-}
-
-fn is_compressed(magic: &[u8]) -> bool {
-    magic.starts_with(&[0x1f, 0x8b]) || magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
 }
 
 fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -116,23 +141,14 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// An archive compressed as a whole (`docker save | gzip`) is decompressed on the fly.
+/// An archive compressed as a whole (`docker save | gzip`, `| bzip2`, `| xz`, `| zstd`) is
+/// decompressed on the fly, as `docker load` does.
 fn decompressed(
     reader: Box<dyn Read + Send>,
     origin: &Path,
 ) -> Result<Box<dyn Read + Send>, SourceError> {
-    let mut buffered = BufReader::with_capacity(256 * 1024, reader);
-    let magic = buffered.fill_buf().map_err(io_error(origin))?;
-    if magic.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(buffered)))
-    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Err(SourceError::NotAnImage {
-            path: origin.to_owned(),
-            reason: "a zstd-compressed archive; decompress it first (`zstd -d`)".into(),
-        })
-    } else {
-        Ok(Box::new(buffered))
-    }
+    let decoder = Decoder::new(reader).map_err(io_error(origin))?;
+    Ok(Box::new(decoder))
 }
 
 /// Member names as archives write them: `./manifest.json` and `manifest.json` are one name.
@@ -213,6 +229,9 @@ impl BlobStore for DirStore {
         let Some(path) = self.locate(name)? else {
             return Ok(None);
         };
+        if path.is_dir() {
+            return Err(SourceError::invalid(name, "a directory, not a file"));
+        }
         let file = File::open(&path).map_err(io_error(&path))?;
         read_capped(file, name, limit).map(Some)
     }
@@ -228,6 +247,111 @@ impl BlobStore for DirStore {
 
     fn origin(&self) -> &Path {
         &self.root
+    }
+}
+
+/// skopeo's `dir:` layout (`skopeo copy … dir:PATH`): `version`, `manifest.json` (the image's
+/// manifest, or an index with `<hex>.manifest.json` per instance) and blobs named by their hex
+/// digest. It is presented as a one-entry OCI layout, so that resolution and verification are
+/// those of every other source.
+#[derive(Debug)]
+pub struct SkopeoDirStore {
+    dir: DirStore,
+    index: Vec<u8>,
+    manifest_hex: String,
+}
+
+/// What skopeo writes into `version` (containers/image's `directory` transport).
+const SKOPEO_VERSION_PREFIX: &[u8] = b"Directory Transport Version:";
+
+impl SkopeoDirStore {
+    /// Whether `dir` holds skopeo's `version` file.
+    pub fn detect(dir: &Path) -> bool {
+        let mut head = [0u8; 64];
+        File::open(dir.join("version"))
+            .and_then(|mut f| read_up_to(&mut f, &mut head))
+            .is_ok_and(|n| head[..n].starts_with(SKOPEO_VERSION_PREFIX))
+    }
+
+    pub fn new(root: &Path) -> Result<Self, SourceError> {
+        let dir = DirStore::new(root)?;
+        let Some(version) = dir.read_small("version", 1024)? else {
+            return Err(SourceError::NotAnImage {
+                path: root.to_owned(),
+                reason: "no `version` file: not a skopeo dir: layout".into(),
+            });
+        };
+        if !version.starts_with(SKOPEO_VERSION_PREFIX) {
+            return Err(SourceError::invalid(
+                "version",
+                "not skopeo's `Directory Transport Version` file",
+            ));
+        }
+        let manifest = dir
+            .read_small("manifest.json", MAX_DOCUMENT)?
+            .ok_or_else(|| SourceError::invalid("manifest.json", "missing from the layout"))?;
+        let media_type = serde_json::from_slice::<serde_json::Value>(&manifest)
+            .ok()
+            .and_then(|v| {
+                let explicit = v.get("mediaType").and_then(|m| m.as_str()).map(str::to_owned);
+                explicit.or_else(|| {
+                    v.get("manifests")
+                        .map(|_| "application/vnd.oci.image.index.v1+json".to_owned())
+                })
+            })
+            .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".to_owned());
+        let digest = sha256_digest(&manifest);
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": media_type, "digest": digest, "size": manifest.len()}],
+        });
+        Ok(Self {
+            dir,
+            index: serde_json::to_vec(&index).unwrap_or_default(),
+            manifest_hex: digest.trim_start_matches("sha256:").to_owned(),
+        })
+    }
+
+    /// The file of the layout that holds an OCI layout's member.
+    fn member(&self, name: &str) -> Option<String> {
+        let hex = name.strip_prefix("blobs/sha256/")?;
+        if hex == self.manifest_hex {
+            return Some("manifest.json".into());
+        }
+        let instance = format!("{hex}.manifest.json");
+        if self.dir.contains(&instance) {
+            return Some(instance);
+        }
+        Some(hex.to_owned())
+    }
+}
+
+impl BlobStore for SkopeoDirStore {
+    fn read_small(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>, SourceError> {
+        if name == "index.json" {
+            return Ok(Some(self.index.clone()));
+        }
+        match self.member(name) {
+            Some(file) => self.dir.read_small(&file, limit),
+            None => Ok(None),
+        }
+    }
+
+    fn open(&self, name: &str) -> Result<Box<dyn Read + Send + '_>, SourceError> {
+        let file = self.member(name).ok_or_else(|| missing(name))?;
+        self.dir.open(&file)
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        name == "index.json" || self.member(name).is_some_and(|f| self.dir.contains(&f))
+    }
+
+    fn origin(&self) -> &Path {
+        self.dir.origin()
+    }
+
+    fn is_skopeo_dir(&self) -> bool {
+        true
     }
 }
 
@@ -256,15 +380,24 @@ enum Member {
     Alias(String),
 }
 
-fn follow<'a>(members: &'a HashMap<String, Member>, name: &str) -> Option<(&'a Member, String)> {
+/// Follows archive symlinks from `name`; `Err` for a link cycle (or a chain too long to be
+/// anything else), `Ok(None)` for a name that is not there.
+fn follow<'a>(
+    members: &'a HashMap<String, Member>,
+    name: &str,
+) -> Result<Option<(&'a Member, String)>, SourceError> {
     let mut current = name.to_owned();
     for _ in 0..=MAX_ALIAS_HOPS {
-        match members.get(&current)? {
-            Member::Alias(target) => current = target.clone(),
-            member @ Member::File { .. } => return Some((member, current)),
+        match members.get(&current) {
+            None => return Ok(None),
+            Some(Member::Alias(target)) => current = target.clone(),
+            Some(member @ Member::File { .. }) => return Ok(Some((member, current))),
         }
     }
-    None
+    Err(SourceError::invalid(
+        name,
+        format!("a link cycle between archive members (more than {MAX_ALIAS_HOPS} links)"),
+    ))
 }
 
 /// An uncompressed archive on disk (`docker save`, `oci-archive`), indexed once by reading its
@@ -279,7 +412,7 @@ impl TarStore {
     pub fn index(path: &Path) -> Result<Self, SourceError> {
         let not_tar = |e: io::Error| SourceError::NotAnImage {
             path: path.to_owned(),
-            reason: format!("not a tar archive ({e})"),
+            reason: format!("not a readable tar archive ({})", printable_error(e)),
         };
         let file = File::open(path).map_err(io_error(path))?;
         let mut archive = tar::Archive::new(file);
@@ -326,7 +459,7 @@ impl TarStore {
     }
 
     fn section(&self, name: &str) -> Result<Option<io::Take<File>>, SourceError> {
-        let Some((Member::File { offset, size }, _)) = follow(&self.members, name) else {
+        let Some((Member::File { offset, size }, _)) = follow(&self.members, name)? else {
             return Ok(None);
         };
         let mut file = File::open(&self.path).map_err(io_error(&self.path))?;
@@ -350,7 +483,8 @@ impl BlobStore for TarStore {
     }
 
     fn contains(&self, name: &str) -> bool {
-        follow(&self.members, name).is_some()
+        // A member in a link cycle counts as present, so that reading it reports the cycle.
+        !matches!(follow(&self.members, name), Ok(None))
     }
 
     fn origin(&self) -> &Path {
@@ -376,13 +510,17 @@ impl StreamedStore {
 
     /// The member name `name` stands for, after following archive symlinks.
     pub fn canonical_name(&self, name: &str) -> Option<String> {
-        follow(&self.members, name).map(|(_, n)| n)
+        follow(&self.members, name).ok().flatten().map(|(_, n)| n)
+    }
+
+    fn canonical(&self, name: &str) -> Result<Option<String>, SourceError> {
+        Ok(follow(&self.members, name)?.map(|(_, n)| n))
     }
 }
 
 impl BlobStore for StreamedStore {
     fn read_small(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>, SourceError> {
-        let Some(canonical) = self.canonical_name(name) else {
+        let Some(canonical) = self.canonical(name)? else {
             return Ok(None);
         };
         match self.small.get(&canonical) {
@@ -399,7 +537,7 @@ impl BlobStore for StreamedStore {
     }
 
     fn open(&self, name: &str) -> Result<Box<dyn Read + Send + '_>, SourceError> {
-        let canonical = self.canonical_name(name).ok_or_else(|| missing(name))?;
+        let canonical = self.canonical(name)?.ok_or_else(|| missing(name))?;
         match self.small.get(&canonical) {
             Some(bytes) => Ok(Box::new(bytes.as_slice())),
             None => Err(SourceError::invalid(
@@ -410,7 +548,7 @@ impl BlobStore for StreamedStore {
     }
 
     fn contains(&self, name: &str) -> bool {
-        self.canonical_name(name).is_some()
+        !matches!(follow(&self.members, name), Ok(None))
     }
 
     fn origin(&self) -> &Path {
@@ -429,15 +567,32 @@ pub fn stream_archive(
 ) -> Result<StreamedStore, SourceError> {
     let not_tar = |e: io::Error| SourceError::NotAnImage {
         path: origin.clone(),
-        reason: format!("not a readable tar archive ({e})"),
+        reason: format!("not a readable tar archive ({})", printable_error(e)),
     };
-    let mut archive = tar::Archive::new(reader);
+    let (counted, position) = Counted::new(reader);
+    let mut archive = tar::Archive::new(counted);
+    let mut bounds = EntryBounds::default();
     let mut members = HashMap::new();
     let mut small = HashMap::new();
     let mut streamed = Vec::new();
     let mut buffered = 0u64;
     for entry in archive.entries().map_err(not_tar)? {
-        let mut entry = entry.map_err(not_tar)?;
+        let mut entry = match entry {
+            Ok(entry) => entry,
+            // As Go's archive/tar (and so `docker load`) reads it.
+            Err(e) if bounds.judge(&e, position.get()) == StreamEnd::EndOfArchive => break,
+            Err(e) if members.is_empty() => {
+                return Err(SourceError::NotAnImage {
+                    path: origin.clone(),
+                    reason: format!(
+                        "its content is not a tar archive ({})",
+                        printable_error(e)
+                    ),
+                });
+            }
+            Err(e) => return Err(not_tar(e)),
+        };
+        bounds.entered(entry.raw_file_position(), entry.size());
         let Some(name) = member_name(&entry.path_bytes()) else {
             continue;
         };

@@ -1,0 +1,105 @@
+//! Reading a tar stream exactly as leniently as Go's `archive/tar` (docker, containerd, podman,
+//! umoci and skopeo all use it), and no more.
+//!
+//! Go's reader takes an end of stream right after an entry's data, or anywhere inside the
+//! padding that rounds the data up to 512 bytes, as the end of the archive: writers that omit
+//! the padding and the two zero blocks after the last file make images that run. An end of
+//! stream inside an entry's data or inside a header block is a truncated archive.
+
+use std::cell::Cell;
+use std::io::{self, Read};
+use std::rc::Rc;
+
+const BLOCK: u64 = 512;
+
+/// A reader that counts the bytes taken from it, so that an error of the tar reader can be
+/// placed in the stream while the reader itself is borrowed.
+#[derive(Debug)]
+pub struct Counted<R> {
+    inner: R,
+    position: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Counted<R> {
+    /// The reader and a handle on its position.
+    pub fn new(inner: R) -> (Self, Rc<Cell<u64>>) {
+        let position = Rc::new(Cell::new(0));
+        (
+            Self {
+                inner,
+                position: Rc::clone(&position),
+            },
+            position,
+        )
+    }
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.position.set(self.position.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// Where the data of the last entry read ends, to judge an end of stream that follows it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EntryBounds {
+    data_end: u64,
+}
+
+/// What an error of the tar reader at some position means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The stream ended after the last entry's data: the end of the archive, as Go reads it.
+    EndOfArchive,
+    /// The stream ended inside the last entry's data.
+    InsideData,
+    /// Anything else (a header cut short, a malformed header, a decoder error).
+    Other,
+}
+
+impl EntryBounds {
+    /// Records an entry whose data starts at `data_start` and holds `size` bytes.
+    pub fn entered(&mut self, data_start: u64, size: u64) {
+        self.data_end = data_start.saturating_add(size);
+    }
+
+    /// Judges `error`, returned by the tar reader when the stream was at `position`.
+    pub fn judge(&self, error: &io::Error, position: u64) -> StreamEnd {
+        let end_of_stream = error.kind() == io::ErrorKind::UnexpectedEof
+            || error.to_string().contains("unexpected EOF");
+        if !end_of_stream {
+            return StreamEnd::Other;
+        }
+        let padded_end = self.data_end.div_ceil(BLOCK).saturating_mul(BLOCK);
+        if position < self.data_end {
+            StreamEnd::InsideData
+        } else if position < padded_end || position == self.data_end {
+            StreamEnd::EndOfArchive
+        } else {
+            StreamEnd::Other
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eof() -> io::Error {
+        io::Error::other("unexpected EOF during skip")
+    }
+
+    #[test]
+    fn an_end_inside_the_padding_ends_the_archive() {
+        let mut bounds = EntryBounds::default();
+        bounds.entered(512, 100);
+        assert_eq!(bounds.judge(&eof(), 612), StreamEnd::EndOfArchive);
+        assert_eq!(bounds.judge(&eof(), 700), StreamEnd::EndOfArchive);
+        assert_eq!(bounds.judge(&eof(), 611), StreamEnd::InsideData);
+        assert_eq!(bounds.judge(&eof(), 1024 + 100), StreamEnd::Other);
+        let corrupt = io::Error::new(io::ErrorKind::InvalidData, "corrupt deflate stream");
+        assert_eq!(bounds.judge(&corrupt, 612), StreamEnd::Other);
+    }
+}
