@@ -105,7 +105,7 @@ fn origin(target: &Target) -> Result<Origin, ScanError> {
     // No reference starts with `/` or `.`; and `app.tar` is far more often a file than a
     // Docker Hub repository of that name.
     let looks_like_path = image.starts_with(['/', '.', '~'])
-        || [".tar", ".tar.gz", ".tgz"]
+        || [".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar.zst"]
             .iter()
             .any(|suffix| image.ends_with(suffix));
     let choice = match target.source {
