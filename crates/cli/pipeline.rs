@@ -6,7 +6,7 @@ use std::io::Read;
 use drydock_checks::{ImageContext, ImageTree, LayerInfo, LayerSecret, RuntimeConfig};
 use drydock_facts::secrets::redact;
 use drydock_facts::{FactsHook, FileFacts};
-use drydock_layers::Change;
+use drydock_layers::{Change, Compression};
 use drydock_layers::{
     ApplyError, Efficiency, EfficiencySummary, LayerWalk, Limits, WalkError, walk_layer,
 };
@@ -271,6 +271,7 @@ pub fn load(target: &Target, progress: &Progress) -> Result<Scanned, ScanError> 
     let mut efficiency = Efficiency::new();
     let mut secrets = Vec::new();
     let mut layers = Vec::new();
+    let mut notes = Vec::new();
     for (layer, walked) in image.layers.iter().zip(walks) {
         let Some(walked) = walked else {
             // A foreign layer that is not shipped: noted by the source, nothing to apply.
@@ -293,6 +294,9 @@ pub fn load(target: &Target, progress: &Progress) -> Result<Scanned, ScanError> 
             walked.blob_size,
             &walked.diff_id.to_string(),
         )?;
+        if let Some(note) = media_type_note(layer, walked.compression) {
+            notes.push(note);
+        }
         layers.push(WalkedLayer {
             layer: layer.clone(),
             blob_size: walked.blob_size,
@@ -323,6 +327,8 @@ pub fn load(target: &Target, progress: &Progress) -> Result<Scanned, ScanError> 
             })?;
     }
     let efficiency = efficiency.summary();
+    let mut image = image;
+    image.notes.extend(notes);
     Ok(Scanned {
         source,
         image,
@@ -363,6 +369,29 @@ fn walk_in_parallel(
         .collect();
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, walked)| walked).collect()
+}
+
+/// A layer whose media type names another compression than its bytes have: read by its bytes,
+/// as containerd and docker do, but the manifest lies and another tool may not cope.
+fn media_type_note(layer: &Layer, actual: Compression) -> Option<String> {
+    let media_type = layer.media_type.as_deref()?;
+    let declared = if media_type.ends_with("gzip") {
+        Compression::Gzip
+    } else if media_type.ends_with("zstd") {
+        Compression::Zstd
+    } else if media_type.ends_with(".tar") || media_type.ends_with("/tar") {
+        Compression::None
+    } else {
+        return None;
+    };
+    (declared != actual).then(|| {
+        format!(
+            "{}: the manifest declares `{media_type}`, but the blob is {}; it was read by its \
+             bytes, as containerd and docker do, but other tools may refuse it",
+            layer.label(),
+            actual.describe()
+        )
+    })
 }
 
 fn log_image(image: &Image) {

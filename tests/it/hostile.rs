@@ -243,3 +243,31 @@ fn a_missing_file_is_unavailable_not_invalid() {
     assert_eq!(code, 3, "{message}");
     assert!(message.contains("/nonexistent/image.tar"), "{message}");
 }
+
+#[test]
+fn a_layer_whose_media_type_lies_about_its_compression_is_read_with_a_note() {
+    let mut layer = good_layer();
+    layer.media_type = "application/vnd.oci.image.layer.v1.tar+zstd".into();
+    let (_dir, layout) = layout_with(vec![layer]);
+    let (_, report) = crate::support::scan_json(&[layout.to_str().unwrap()]);
+    let notes = report["notes"].as_array().unwrap();
+    assert!(
+        notes.iter().any(|n| {
+            let n = n.as_str().unwrap();
+            n.contains("declares `application/vnd.oci.image.layer.v1.tar+zstd`")
+                && n.contains("gzip-compressed")
+        }),
+        "{notes:?}"
+    );
+    // The truth told by the media type gets no note.
+    let (_dir, layout) = layout_with(vec![good_layer()]);
+    let (_, report) = crate::support::scan_json(&[layout.to_str().unwrap()]);
+    assert!(
+        !report["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("declares")),
+        "{report}"
+    );
+}
