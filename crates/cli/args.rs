@@ -60,10 +60,10 @@ pub struct InspectArgs {
 #[derive(Debug, Args)]
 pub struct Target {
     /// The image: a reference (`alpine:3.20`, `registry:5000/team/app@sha256:…`), or a local
-    /// file: a `docker save` archive (plain or gzip), an OCI archive, an OCI layout directory,
-    /// `-` for an archive on standard input. Prefixes force the source: `docker://REF`,
-    /// `docker-daemon:NAME[:TAG]`, `docker-archive:PATH`, `oci-archive:PATH[:TAG]`,
-    /// `oci:DIR[:TAG]`.
+    /// file: a `docker save` archive (plain, or compressed with gzip, bzip2, xz or zstd), an
+    /// OCI archive, an OCI layout directory, a skopeo `dir:` directory, `-` for an archive on
+    /// standard input. Prefixes force the source: `docker://REF`, `docker-daemon:NAME[:TAG]`,
+    /// `docker-archive:PATH`, `oci-archive:PATH[:TAG]`, `oci:DIR[:TAG]`, `dir:DIR`.
     pub image: String,
     /// Where a reference is looked up: `auto` tries a local Docker/podman engine that holds the
     /// image, then the registry; an existing path is always a local file.
@@ -79,6 +79,33 @@ pub struct Target {
     /// does). For a single-platform image, a mismatch is an error.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
     pub platform: Option<Platform>,
+    /// The largest uncompressed layer read (e.g. 64GiB, 500MB) [default: 64GiB, or the
+    /// policy's `[limits] max-layer-size`].
+    #[arg(long, value_name = "SIZE", value_parser = drydock_layers::parse_byte_size)]
+    pub max_layer_size: Option<u64>,
+    /// How many times its compressed size an image may expand to, past the first 2 GiB; a
+    /// decompression bomb is refused beyond it [default: 200, or the policy's
+    /// `[limits] max-expansion`].
+    #[arg(long, value_name = "RATIO", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_expansion: Option<u64>,
+}
+
+impl Target {
+    /// The limits of a scan: the command line first, then the policy file, then the defaults.
+    pub fn limits(&self, policy: Option<&drydock_report::Policy>) -> drydock_layers::Limits {
+        let defaults = drydock_layers::Limits::default();
+        drydock_layers::Limits {
+            max_tar_bytes: self
+                .max_layer_size
+                .or_else(|| policy.and_then(|p| p.max_layer_size))
+                .unwrap_or(defaults.max_tar_bytes),
+            max_expansion: self
+                .max_expansion
+                .or_else(|| policy.and_then(|p| p.max_expansion))
+                .unwrap_or(defaults.max_expansion),
+            ..defaults
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -117,7 +117,8 @@ fn load_policy(args: &ScanArgs) -> anyhow::Result<Option<drydock_report::Policy>
 fn scan(args: ScanArgs, show_progress: bool) -> anyhow::Result<ExitStatus> {
     let policy = load_policy(&args)?;
     let progress = progress::Progress::new(show_progress && std::io::stderr().is_terminal());
-    let scanned = pipeline::load(&args.target, &progress)?;
+    let limits = args.target.limits(policy.as_ref());
+    let scanned = pipeline::load_within(&args.target, &progress, &limits)?;
     progress.analysing();
     let report = pipeline::report(&scanned, args.gate(policy.as_ref()), policy.as_ref());
     progress.finish();

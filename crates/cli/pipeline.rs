@@ -2,13 +2,15 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::sync::Arc;
 
 use drydock_checks::{ImageContext, ImageTree, LayerInfo, LayerSecret, RuntimeConfig};
 use drydock_facts::secrets::redact;
 use drydock_facts::{FactsHook, FileFacts};
 use drydock_layers::{Change, Compression};
 use drydock_layers::{
-    ApplyError, Efficiency, EfficiencySummary, LayerWalk, Limits, WalkError, walk_layer,
+    ApplyError, Efficiency, EfficiencySummary, ExpansionBudget, LayerWalk, Limits, WalkError,
+    walk_layer_within,
 };
 use drydock_report::{Gate, ImageInfo, LayerReport, Policy, Report, ReportInput};
 use drydock_source::{
@@ -175,8 +177,18 @@ fn blob_cache(target: &Target) -> Option<BlobCache> {
         .map(BlobCache::new)
 }
 
-/// Opens, resolves, walks and applies every layer of the image `target` names.
+/// Opens, resolves, walks and applies every layer of the image `target` names, within the
+/// limits its flags set.
 pub fn load(target: &Target, progress: &Progress) -> Result<Scanned, ScanError> {
+    load_within(target, progress, &target.limits(None))
+}
+
+/// [`load`] within `limits` (the command line's and the policy's).
+pub fn load_within(
+    target: &Target,
+    progress: &Progress,
+    limits: &Limits,
+) -> Result<Scanned, ScanError> {
     let mut password = None;
     if target.registry.password_stdin {
         let secret = drydock_registry::password_from(std::io::stdin().lock()).map_err(|e| {
@@ -187,7 +199,7 @@ pub fn load(target: &Target, progress: &Progress) -> Result<Scanned, ScanError> 
     let origin = origin(target)?;
     let (spec, opened, label) = match origin {
         Origin::Local(spec) => {
-            let opened = drydock_source::open(&spec)?;
+            let opened = drydock_source::open(&spec, &limits.budget())?;
             (spec, opened, None)
         }
         Origin::Engine(engine, name) => {
@@ -225,14 +237,15 @@ pub fn load(target: &Target, progress: &Progress) -> Result<Scanned, ScanError> 
         reference: target.select.clone().or_else(|| spec.reference.clone()),
         platform: target.platform.clone(),
     };
-    let limits = Limits::default();
+    // One budget for every layer of the image, walked in parallel or streamed.
+    let budget = limits.budget();
     let (image, walks) = match opened {
         Opened::Random(store) => {
             let image = drydock_source::resolve(&*store, &spec.location, &selector)?;
             log_image(&image);
             let sizes: Option<u64> = image.layers.iter().map(|l| l.size).sum();
             progress.layers(image.layers.len(), sizes);
-            let walks = walk_in_parallel(&*store, &image, &limits, progress);
+            let walks = walk_in_parallel(&*store, &image, limits, &budget, progress);
             (image, walks)
         }
         Opened::Streaming { origin, reader } => {
@@ -242,7 +255,7 @@ pub fn load(target: &Target, progress: &Progress) -> Result<Scanned, ScanError> 
                 log::debug!("walking {name} as it streams by");
                 streamed.insert(
                     name.to_owned(),
-                    walk_layer(blob, &FactsHook, &limits).map_err(LayerError::Walk),
+                    walk_layer_within(blob, &FactsHook, limits, &budget).map_err(LayerError::Walk),
                 );
                 progress.layer_done();
             })?;
@@ -259,7 +272,7 @@ pub fn load(target: &Target, progress: &Progress) -> Result<Scanned, ScanError> 
                         .unwrap_or_else(|| blob.to_owned());
                     Some(match streamed.remove(&name) {
                         Some(walked) => walked,
-                        None => walk_blob(&store, blob, &limits),
+                        None => walk_blob(&store, blob, limits, &budget),
                     })
                 })
                 .collect();
@@ -345,6 +358,7 @@ fn walk_in_parallel(
     store: &dyn BlobStore,
     image: &Image,
     limits: &Limits,
+    budget: &Arc<ExpansionBudget>,
     progress: &Progress,
 ) -> Vec<Option<Walked>> {
     let mut order: Vec<usize> = (0..image.layers.len()).collect();
@@ -360,7 +374,7 @@ fn walk_in_parallel(
                     .open(blob)
                     .map(|r| progress.reader(r))
                     .map_err(LayerError::Open)?;
-                walk_layer(reader, &FactsHook, limits).map_err(LayerError::Walk)
+                walk_layer_within(reader, &FactsHook, limits, budget).map_err(LayerError::Walk)
             });
             progress.layer_done();
             log::debug!("{}: walked in {:.2?}", layer.label(), started.elapsed());
@@ -415,9 +429,14 @@ fn log_image(image: &Image) {
     }
 }
 
-fn walk_blob(store: &dyn BlobStore, blob: &str, limits: &Limits) -> Walked {
+fn walk_blob(
+    store: &dyn BlobStore,
+    blob: &str,
+    limits: &Limits,
+    budget: &Arc<ExpansionBudget>,
+) -> Walked {
     let reader: Box<dyn Read + Send + '_> = store.open(blob).map_err(LayerError::Open)?;
-    walk_layer(reader, &FactsHook, limits).map_err(LayerError::Walk)
+    walk_layer_within(reader, &FactsHook, limits, budget).map_err(LayerError::Walk)
 }
 
 fn source_label(spec: &ImageSpec, image: &Image) -> String {

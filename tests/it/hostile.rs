@@ -1,6 +1,7 @@
 //! Hostile and broken images: each must end in a no-verdict exit code with a one-line error
 //! naming the blob and the path, never a panic, and nothing written anywhere.
 
+use std::io::Read;
 use std::path::Path;
 
 use crate::support::{RawLayer, TarEntry, drydock, gzip, sha256, tar_bytes, write_layout};
@@ -269,5 +270,96 @@ fn a_layer_whose_media_type_lies_about_its_compression_is_read_with_a_note() {
             .iter()
             .any(|n| n.as_str().unwrap().contains("declares")),
         "{report}"
+    );
+}
+
+/// A zstd layer of a few hundred KiB that expands to 3 GiB of zeros: refused by its ratio once
+/// past the allowance, naming the layer and the flag, long before the per-layer size limit.
+#[test]
+fn a_decompression_bomb_is_refused_by_its_ratio() {
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+    {
+        let mut builder = tar::Builder::new(&mut encoder);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(3 << 30);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "zeros", std::io::repeat(0).take(3 << 30))
+            .unwrap();
+        builder.finish().unwrap();
+    }
+    let blob = encoder.finish().unwrap();
+    assert!(
+        blob.len() < 1 << 20,
+        "the fixture is a bomb: {}",
+        blob.len()
+    );
+    let layer = RawLayer {
+        // Never reached: the walk stops before the layer's end.
+        diff_id: sha256(b"not computed"),
+        blob,
+        claimed_digest: None,
+        claimed_size: None,
+        media_type: "application/vnd.oci.image.layer.v1.tar+zstd".into(),
+        absent: false,
+    };
+    let (_dir, layout) = layout_with(vec![layer]);
+    let (code, message) = scan_bad(&layout);
+    assert_eq!(code, 4, "{message}");
+    assert!(message.contains("layer 0 (sha256:"), "{message}");
+    assert!(
+        message.contains("200 times its compressed size"),
+        "{message}"
+    );
+    assert!(message.contains("--max-expansion"), "{message}");
+}
+
+#[test]
+fn the_layer_size_limit_comes_from_the_flag_or_the_policy() {
+    let (_dir, layout) = layout_with(vec![good_layer()]);
+    let image = layout.to_str().unwrap();
+    let output = drydock()
+        .args(["scan", image, "--max-layer-size", "50KB"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("more than 50000 bytes"), "{stderr}");
+    assert!(stderr.contains("--max-layer-size"), "{stderr}");
+    let policy_dir = tempfile::tempdir().unwrap();
+    let policy = policy_dir.path().join("drydock.toml");
+    std::fs::write(&policy, "[limits]\nmax-layer-size = \"50KB\"\n").unwrap();
+    let output = drydock()
+        .args(["scan", image, "--policy", policy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(4), "the policy's limit applies");
+    // The command line wins over the policy.
+    let output = drydock()
+        .args([
+            "scan",
+            image,
+            "--policy",
+            policy.to_str().unwrap(),
+            "--max-layer-size",
+            "1MiB",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::write(&policy, "[limits]\nmax-layer-size = \"lots\"\n").unwrap();
+    let output = drydock()
+        .args(["scan", image, "--policy", policy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a bad policy is a usage error"
     );
 }

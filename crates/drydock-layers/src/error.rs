@@ -14,8 +14,13 @@ pub enum WalkError {
     BadEntry { path: String, reason: String },
     #[error("the layer holds more than {limit} entries")]
     TooManyEntries { limit: u64 },
-    #[error("the layer expands to more than {limit} bytes")]
+    #[error("the layer expands to more than {limit} bytes (raise the limit with --max-layer-size)")]
     TooLarge { limit: u64 },
+    #[error(
+        "the image expands to more than {ratio} times its compressed size past the first \
+         {allowance} bytes: a decompression bomb? (raise the limit with --max-expansion)"
+    )]
+    Expansion { ratio: u64, allowance: u64 },
 }
 
 impl WalkError {

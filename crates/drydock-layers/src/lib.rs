@@ -14,6 +14,7 @@
 //! image root, never hold a whole layer in memory, and never panic on hostile input: every
 //! problem is a [`WalkError`] or [`ApplyError`] naming the entry path.
 
+mod budget;
 mod compression;
 mod digest;
 mod efficiency;
@@ -23,6 +24,9 @@ pub mod tarstream;
 mod tree;
 mod walk;
 
+pub use budget::{
+    CompressedSide, ExpandedSide, ExpansionBudget, ExpansionExceeded, parse_byte_size,
+};
 pub use compression::{Compression, Decoder, decoder, describe_content, is_tar_header};
 pub use digest::{HashingReader, Sha256Digest};
 pub use efficiency::{Efficiency, EfficiencySummary, Inefficiency};
@@ -30,4 +34,5 @@ pub use error::{ApplyError, WalkError};
 pub use tree::{EntryView, LayerStats, Lookup, MAX_SYMLINK_HOPS, NodeId, Tree};
 pub use walk::{
     Change, ContentHook, EntryMeta, FileKind, LayerWalk, Limits, NoContent, walk_layer,
+    walk_layer_within,
 };

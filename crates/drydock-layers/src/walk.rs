@@ -1,7 +1,9 @@
 use std::io::{self, Read};
+use std::sync::Arc;
 
 use tar::EntryType;
 
+use crate::budget::{CompressedSide, ExpandedSide, ExpansionBudget};
 use crate::compression::{Compression, decoder};
 use crate::digest::{HashingReader, Sha256Digest};
 use crate::error::WalkError;
@@ -13,17 +15,34 @@ use crate::tarstream::{Counted, EntryBounds, StreamEnd};
 pub struct Limits {
     /// Tar entries in one layer.
     pub max_entries: u64,
-    /// Uncompressed bytes of one layer (a decompression bomb costs time, never memory,
-    /// but nobody wants to wait for a petabyte of zeros).
+    /// Uncompressed bytes of one layer (`--max-layer-size`).
     pub max_tar_bytes: u64,
+    /// Uncompressed bytes per compressed byte, over the whole scan (`--max-expansion`): a
+    /// decompression bomb costs time, never memory, so it is cut off by its ratio.
+    pub max_expansion: u64,
+    /// Uncompressed bytes a scan may expand to whatever its ratio (a layer holding a large
+    /// file of zeros is real; minutes of zeros from a few megabytes are not).
+    pub expansion_allowance: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_entries: 5_000_000,
-            max_tar_bytes: 256 << 30,
+            max_tar_bytes: 64 << 30,
+            max_expansion: 200,
+            expansion_allowance: 2 << 30,
         }
+    }
+}
+
+impl Limits {
+    /// A fresh budget for the streams of one scan.
+    pub fn budget(&self) -> Arc<ExpansionBudget> {
+        Arc::new(ExpansionBudget::new(
+            self.max_expansion,
+            self.expansion_allowance,
+        ))
     }
 }
 
@@ -126,31 +145,46 @@ pub fn walk_layer<R: Read, H: ContentHook>(
     hook: &H,
     limits: &Limits,
 ) -> Result<LayerWalk<H::Fact>, WalkError> {
-    let mut raw = HashingReader::new(blob);
+    walk_layer_within(blob, hook, limits, &limits.budget())
+}
+
+/// [`walk_layer`] within an expansion budget shared by every layer of a scan.
+pub fn walk_layer_within<R: Read, H: ContentHook>(
+    blob: R,
+    hook: &H,
+    limits: &Limits,
+    budget: &Arc<ExpansionBudget>,
+) -> Result<LayerWalk<H::Fact>, WalkError> {
+    let mut raw = HashingReader::new(CompressedSide::new(blob, Arc::clone(budget)));
     let (compression, decoded) = decoder(&mut raw).map_err(WalkError::Read)?;
+    let decoded = ExpandedSide::new(decoded, Arc::clone(budget));
     let mut tar_stream = HashingReader::with_limit(decoded, limits.max_tar_bytes);
     if compression == Compression::None {
         // The tar is the blob: one sha256 gives both the blob digest and the diff id.
         tar_stream = tar_stream.without_hashing();
     }
-    let too_large = |e: &io::Error| e.kind() == io::ErrorKind::FileTooLarge;
-    let changes = match read_entries(&mut tar_stream, hook, limits) {
-        Err(WalkError::Entry { source, .. } | WalkError::Read(source)) if too_large(&source) => {
-            return Err(WalkError::TooLarge {
+    let over_limit = |e: &io::Error| -> Option<WalkError> {
+        if e.kind() == io::ErrorKind::FileTooLarge {
+            return Some(WalkError::TooLarge {
                 limit: limits.max_tar_bytes,
             });
         }
+        ExpansionBudget::exceeded(e).map(|exceeded| WalkError::Expansion {
+            ratio: exceeded.ratio,
+            allowance: exceeded.allowance,
+        })
+    };
+    let changes = match read_entries(&mut tar_stream, hook, limits) {
+        Err(WalkError::Entry { source, .. } | WalkError::Read(source))
+            if over_limit(&source).is_some() =>
+        {
+            return Err(over_limit(&source).unwrap_or(WalkError::Read(source)));
+        }
         other => other?,
     };
-    let (diff_id, tar_size) = tar_stream.finish().map_err(|e| {
-        if too_large(&e) {
-            WalkError::TooLarge {
-                limit: limits.max_tar_bytes,
-            }
-        } else {
-            WalkError::Read(e)
-        }
-    })?;
+    let (diff_id, tar_size) = tar_stream
+        .finish()
+        .map_err(|e| over_limit(&e).unwrap_or(WalkError::Read(e)))?;
     let (blob_digest, blob_size) = raw.finish().map_err(WalkError::Read)?;
     let blob_digest =
         blob_digest.ok_or_else(|| WalkError::Read(io::Error::other("blob not hashed")))?;
@@ -495,6 +529,26 @@ mod tests {
         };
         let err = walk_layer(&gzip(&padded)[..], &NoContent, &limits).unwrap_err();
         assert!(matches!(err, WalkError::TooLarge { .. }), "{err}");
+        // The ratio: 8 MiB of zeros from a few KiB is refused past the allowance, and the
+        // budget is shared, so two layers cannot each spend it.
+        let limits = Limits {
+            max_expansion: 10,
+            expansion_allowance: 1 << 20,
+            ..Limits::default()
+        };
+        let err = walk_layer(&blob[..], &NoContent, &limits).unwrap_err();
+        assert!(
+            matches!(err, WalkError::Expansion { ratio: 10, .. }),
+            "{err}"
+        );
+        let small = gzip(&tar_of(&[("z", &[0u8; 600 << 10])]));
+        let budget = limits.budget();
+        walk_layer_within(&small[..], &NoContent, &limits, &budget).unwrap();
+        let err = walk_layer_within(&small[..], &NoContent, &limits, &budget).unwrap_err();
+        assert!(matches!(err, WalkError::Expansion { .. }), "{err}");
+        // An ordinary layer is far within it.
+        let ordinary = gzip(&tar_of(&[("a", b"hello"), ("b", &[1u8; 4096])]));
+        walk_layer(&ordinary[..], &NoContent, &limits).unwrap();
         let limits = Limits {
             max_entries: 1,
             ..Limits::default()

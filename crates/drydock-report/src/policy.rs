@@ -24,6 +24,15 @@ struct PolicyFile {
     checks: BTreeMap<String, CheckSettings>,
     #[serde(default)]
     ignore: Vec<IgnoreEntry>,
+    limits: Option<LimitSettings>,
+}
+
+/// `[limits]`: how much work an image may cost (the command line's flags win).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct LimitSettings {
+    max_layer_size: Option<String>,
+    max_expansion: Option<u64>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -90,6 +99,10 @@ pub struct Policy {
     pub severity_overrides: BTreeMap<String, Severity>,
     pub disabled: BTreeSet<String>,
     pub ignores: Vec<Ignore>,
+    /// `[limits] max-layer-size`, in bytes.
+    pub max_layer_size: Option<u64>,
+    /// `[limits] max-expansion`, a ratio.
+    pub max_expansion: Option<u64>,
 }
 
 /// Findings after the policy: those that count, those an ignore suppressed, and the ignores
@@ -141,6 +154,18 @@ impl Policy {
             min_score: parsed.min_score,
             ..Policy::default()
         };
+        if let Some(limits) = parsed.limits {
+            policy.max_layer_size = limits
+                .max_layer_size
+                .as_deref()
+                .map(drydock_layers::parse_byte_size)
+                .transpose()
+                .map_err(|e| error(format!("[limits] max-layer-size: {e}")))?;
+            if limits.max_expansion == Some(0) {
+                return Err(error("[limits] max-expansion: must be at least 1".into()));
+            }
+            policy.max_expansion = limits.max_expansion;
+        }
         for (id, settings) in parsed.checks {
             known(&id, "[checks]")?;
             if let Some(severity) = settings.severity {

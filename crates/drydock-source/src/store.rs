@@ -2,10 +2,14 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use drydock_layers::path::printable_error;
 use drydock_layers::tarstream::{Counted, EntryBounds, StreamEnd};
-use drydock_layers::{Compression, Decoder, describe_content, is_tar_header};
+use drydock_layers::{
+    CompressedSide, Compression, Decoder, ExpandedSide, ExpansionBudget, describe_content,
+    is_tar_header,
+};
 
 use crate::error::SourceError;
 use crate::resolve::sha256_digest;
@@ -64,12 +68,12 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> SourceError + '_ {
     }
 }
 
-/// Opens what `spec` names.
-pub fn open(spec: &ImageSpec) -> Result<Opened, SourceError> {
+/// Opens what `spec` names. An archive compressed as a whole expands within `budget`.
+pub fn open(spec: &ImageSpec, budget: &Arc<ExpansionBudget>) -> Result<Opened, SourceError> {
     let path = match &spec.location {
         Location::Stdin => {
             let origin = PathBuf::from("(standard input)");
-            let reader = decompressed(Box::new(io::stdin()), &origin)?;
+            let reader = decompressed(Box::new(io::stdin()), &origin, budget)?;
             return Ok(Opened::Streaming { origin, reader });
         }
         Location::DockerArchive(p)
@@ -110,7 +114,7 @@ pub fn open(spec: &ImageSpec) -> Result<Opened, SourceError> {
     file.seek(SeekFrom::Start(0)).map_err(io_error(path))?;
     let head = &head[..n];
     if Compression::sniff(head) != Compression::None {
-        let reader = decompressed(Box::new(file), path)?;
+        let reader = decompressed(Box::new(file), path, budget)?;
         return Ok(Opened::Streaming {
             origin: path.clone(),
             reader,
@@ -146,9 +150,11 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 fn decompressed(
     reader: Box<dyn Read + Send>,
     origin: &Path,
+    budget: &Arc<ExpansionBudget>,
 ) -> Result<Box<dyn Read + Send>, SourceError> {
-    let decoder = Decoder::new(reader).map_err(io_error(origin))?;
-    Ok(Box::new(decoder))
+    let counted = CompressedSide::new(reader, Arc::clone(budget));
+    let decoder = Decoder::new(counted).map_err(io_error(origin))?;
+    Ok(Box::new(ExpandedSide::new(decoder, Arc::clone(budget))))
 }
 
 /// Member names as archives write them: `./manifest.json` and `manifest.json` are one name.
@@ -565,9 +571,15 @@ pub fn stream_archive(
     reader: Box<dyn Read + Send>,
     on_blob: &mut dyn FnMut(&str, &mut dyn Read),
 ) -> Result<StreamedStore, SourceError> {
-    let not_tar = |e: io::Error| SourceError::NotAnImage {
-        path: origin.clone(),
-        reason: format!("not a readable tar archive ({})", printable_error(e)),
+    let not_tar = |e: io::Error| match ExpansionBudget::exceeded(&e) {
+        Some(exceeded) => SourceError::invalid(
+            origin.display().to_string(),
+            format!("decompressing the archive: {exceeded}; raise the limit with --max-expansion"),
+        ),
+        None => SourceError::NotAnImage {
+            path: origin.clone(),
+            reason: format!("not a readable tar archive ({})", printable_error(e)),
+        },
     };
     let (counted, position) = Counted::new(reader);
     let mut archive = tar::Archive::new(counted);
@@ -581,7 +593,7 @@ pub fn stream_archive(
             Ok(entry) => entry,
             // As Go's archive/tar (and so `docker load`) reads it.
             Err(e) if bounds.judge(&e, position.get()) == StreamEnd::EndOfArchive => break,
-            Err(e) if members.is_empty() => {
+            Err(e) if members.is_empty() && ExpansionBudget::exceeded(&e).is_none() => {
                 return Err(SourceError::NotAnImage {
                     path: origin.clone(),
                     reason: format!(
