@@ -254,3 +254,80 @@ fn docker_media_types_concatenated_gzip_and_absent_foreign_layers() {
     assert!(tree.contains_key("/app/a") && tree.contains_key("/app/b"));
     assert!(!tree.contains_key("/Files"));
 }
+
+/// GNU tar's sparse files in every PAX format it writes (0.0, 0.1, 1.0): the tree has the real
+/// name and size, as Go's archive/tar (so umoci, the oracle) gives them. The old GNU `S`
+/// header is refused, as docker, containerd and umoci refuse it.
+#[test]
+fn sparse_files_from_gnu_tar_read_as_go_reads_them() {
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path().join("root");
+    std::fs::create_dir_all(root.join("var/lib")).unwrap();
+    let sparse = root.join("var/lib/disk.img");
+    {
+        use std::io::{Seek, SeekFrom};
+        let mut file = std::fs::File::create(&sparse).unwrap();
+        file.seek(SeekFrom::Start(1 << 20)).unwrap();
+        file.write_all(b"data in the middle").unwrap();
+        file.set_len(4 << 20).unwrap();
+    }
+    for (name, flags) in [
+        ("gnu", &["--format=gnu"][..]),
+        ("pax-0.0", &["--format=pax", "--sparse-version=0.0"][..]),
+        ("pax-0.1", &["--format=pax", "--sparse-version=0.1"][..]),
+        ("pax-1.0", &["--format=pax", "--sparse-version=1.0"][..]),
+    ] {
+        let layer_tar = scratch.path().join(format!("{name}.tar"));
+        let status = std::process::Command::new("tar")
+            .args(["--sparse", "--owner=0", "--group=0", "--numeric-owner"])
+            .args(flags)
+            .arg("-cf")
+            .arg(&layer_tar)
+            .arg("-C")
+            .arg(&root)
+            .arg("var")
+            .status()
+            .unwrap();
+        assert!(status.success(), "GNU tar {name}");
+        let tar = std::fs::read(&layer_tar).unwrap();
+        assert!(tar.len() < 1 << 20, "{name}: the holes are not stored");
+        let layer = RawLayer {
+            diff_id: sha256(&tar),
+            blob: gzip(&tar),
+            claimed_digest: None,
+            claimed_size: None,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            absent: false,
+        };
+        let dir = scratch.path().join(format!("{name}-layout"));
+        let layout = write_layout(&dir, &[layer], &["/bin/true"]);
+        let layout = layout.to_str().unwrap();
+        if name == "gnu" {
+            let output = run(&["scan", layout]);
+            let message = stderr(&output);
+            assert_eq!(output.status.code(), Some(4), "{message}");
+            assert!(message.contains("old GNU sparse entry"), "{message}");
+            assert!(message.contains("/var/lib/disk.img"), "{message}");
+            let umoci = std::process::Command::new("umoci")
+                .args(["unpack", "--image", &format!("{layout}:latest")])
+                .arg(scratch.path().join("gnu-bundle"))
+                .output()
+                .unwrap();
+            assert!(!umoci.status.success(), "umoci refuses it too");
+            continue;
+        }
+        let ours = drydock_tree(&[layout]);
+        let file = &ours["/var/lib/disk.img"];
+        assert_eq!((file.kind.as_str(), file.size), ("file", 4 << 20), "{name}");
+        assert!(
+            !ours.keys().any(|p| p.contains("GNUSparseFile")),
+            "{name}: no invented path: {:?}",
+            ours.keys().collect::<Vec<_>>()
+        );
+        crate::support::assert_same(
+            &ours,
+            &crate::support::umoci_tree(layout, "latest"),
+            &format!("sparse {name} against umoci"),
+        );
+    }
+}

@@ -57,7 +57,7 @@ impl TestTotals {
         let Some(rest) = line.trim().strip_prefix("test result: ") else {
             return;
         };
-        for part in rest.split(|c| c == ';' || c == '.') {
+        for part in rest.split([';', '.']) {
             let mut words = part.split_whitespace();
             let (Some(number), Some(what)) = (words.next(), words.next()) else {
                 continue;
@@ -81,29 +81,6 @@ impl TestTotals {
             line.push_str(&format!(", {} skipped", self.ignored));
         }
         line
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn totals_sum_every_result_line() {
-        let mut totals = TestTotals::default();
-        totals.add_line("test result: ok. 26 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.05s");
-        totals.add_line("test result: FAILED. 20 passed; 1 failed; 2 ignored; 0 measured; 89 filtered out; finished in 6.18s");
-        totals.add_line("test foo ... ok");
-        totals.add_line("running 0 tests");
-        assert_eq!(
-            totals,
-            TestTotals {
-                passed: 46,
-                failed: 1,
-                ignored: 2
-            }
-        );
-        assert_eq!(totals.summary(), "46 passed, 1 failed, 2 skipped");
     }
 }
 
@@ -131,4 +108,27 @@ fn describe(command: &Command) -> String {
     let mut parts = vec![command.get_program().to_string_lossy().into_owned()];
     parts.extend(command.get_args().map(|a| a.to_string_lossy().into_owned()));
     parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_sum_every_result_line() {
+        let mut totals = TestTotals::default();
+        totals.add_line("test result: ok. 26 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.05s");
+        totals.add_line("test result: FAILED. 20 passed; 1 failed; 2 ignored; 0 measured; 89 filtered out; finished in 6.18s");
+        totals.add_line("test foo ... ok");
+        totals.add_line("running 0 tests");
+        assert_eq!(
+            totals,
+            TestTotals {
+                passed: 46,
+                failed: 1,
+                ignored: 2
+            }
+        );
+        assert_eq!(totals.summary(), "46 passed, 1 failed, 2 skipped");
+    }
 }

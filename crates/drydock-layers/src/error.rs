@@ -8,6 +8,8 @@ pub enum WalkError {
     Entry { path: String, source: io::Error },
     #[error("the layer ends inside the data of `{path}`: the blob is truncated")]
     Truncated { path: String },
+    #[error("the layer ends inside the tar header that follows `{after}`: the blob is truncated")]
+    TruncatedHeader { after: String },
     #[error("reading the layer: {0}")]
     Read(#[source] io::Error),
     #[error("tar entry `{path}`: {reason}")]

@@ -20,6 +20,7 @@ mod digest;
 mod efficiency;
 mod error;
 pub mod path;
+mod sparse;
 pub mod tarstream;
 mod tree;
 mod walk;

@@ -55,6 +55,8 @@ pub enum StreamEnd {
     EndOfArchive,
     /// The stream ended inside the last entry's data.
     InsideData,
+    /// The stream ended inside a header block, after the last entry.
+    InsideHeader,
     /// Anything else (a header cut short, a malformed header, a decoder error).
     Other,
 }
@@ -67,8 +69,13 @@ impl EntryBounds {
 
     /// Judges `error`, returned by the tar reader when the stream was at `position`.
     pub fn judge(&self, error: &io::Error, position: u64) -> StreamEnd {
-        let end_of_stream = error.kind() == io::ErrorKind::UnexpectedEof
-            || error.to_string().contains("unexpected EOF");
+        let message = error.to_string();
+        // The tar crate's words for a header block cut short.
+        if message.contains("failed to read entire block") {
+            return StreamEnd::InsideHeader;
+        }
+        let end_of_stream =
+            error.kind() == io::ErrorKind::UnexpectedEof || message.contains("unexpected EOF");
         if !end_of_stream {
             return StreamEnd::Other;
         }

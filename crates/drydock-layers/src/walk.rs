@@ -8,6 +8,7 @@ use crate::compression::{Compression, decoder};
 use crate::digest::{HashingReader, Sha256Digest};
 use crate::error::WalkError;
 use crate::path;
+use crate::sparse;
 use crate::tarstream::{Counted, EntryBounds, StreamEnd};
 
 /// Bounds on what one layer may make us do; past them the layer is refused.
@@ -219,6 +220,9 @@ fn read_entries<R: Read, H: ContentHook>(
                 // Go's archive/tar ends here too: the image runs, so it is read.
                 StreamEnd::EndOfArchive => break,
                 StreamEnd::InsideData => return Err(WalkError::Truncated { path: last_path }),
+                StreamEnd::InsideHeader => {
+                    return Err(WalkError::TruncatedHeader { after: last_path });
+                }
                 StreamEnd::Other => {
                     return Err(WalkError::Entry {
                         path: format!("after {last_path}"),
@@ -234,7 +238,17 @@ fn read_entries<R: Read, H: ContentHook>(
                 limit: limits.max_entries,
             });
         }
-        let raw_path = entry.path_bytes().into_owned();
+        let records = pax_records(&mut entry);
+        let sparse = sparse::pax_sparse(&records).map_err(|r| {
+            WalkError::bad(&entry.path_bytes(), format!("PAX sparse records: {r}"))
+        })?;
+        // A PAX sparse file's entry is named `GNUSparseFile.N/…`; its real name is a record.
+        let raw_path = match &sparse {
+            Some(sparse::PaxSparse {
+                name: Some(name), ..
+            }) => name.clone(),
+            _ => entry.path_bytes().into_owned(),
+        };
         last_path = path::display(&raw_path);
         let entry_type = entry.header().entry_type();
         if entry_type.is_pax_global_extensions() {
@@ -252,7 +266,8 @@ fn read_entries<R: Read, H: ContentHook>(
             changes.push(change);
             continue;
         }
-        let mut meta = entry_meta(&mut entry).map_err(|r| WalkError::bad(&raw_path, r))?;
+        let mut meta =
+            entry_meta(&mut entry, &records).map_err(|r| WalkError::bad(&raw_path, r))?;
         let kind = match entry_type {
             EntryType::Regular | EntryType::Continuous => FileKind::File,
             EntryType::Directory => FileKind::Dir,
@@ -274,10 +289,22 @@ fn read_entries<R: Read, H: ContentHook>(
                 });
                 continue;
             }
+            EntryType::GNUSparse => {
+                // Go's archive/tar reads it, but docker, containerd and umoci then stop at
+                // "unhandled tar header type 83": such a layer never runs.
+                return Err(WalkError::bad(
+                    &raw_path,
+                    "an old GNU sparse entry (type 'S'), which docker, containerd and podman \
+                     refuse to unpack; rebuild the layer with PAX sparse files or without --sparse",
+                ));
+            }
             other => {
                 return Err(WalkError::bad(
                     &raw_path,
-                    format!("unsupported tar entry type {:?}", other.as_byte() as char),
+                    format!(
+                        "unsupported tar entry type {}",
+                        path::printable(&[other.as_byte()])
+                    ),
                 ));
             }
         };
@@ -291,13 +318,35 @@ fn read_entries<R: Read, H: ContentHook>(
         let mut fact = None;
         match kind {
             FileKind::File => {
-                meta.size = size;
-                fact = hook
-                    .inspect(&normalized, &meta, &mut entry)
-                    .map_err(|source| WalkError::Entry {
-                        path: last_path.clone(),
-                        source,
-                    })?;
+                let read_error = |source| WalkError::Entry {
+                    path: last_path.clone(),
+                    source,
+                };
+                match sparse {
+                    None => {
+                        meta.size = size;
+                        fact = hook
+                            .inspect(&normalized, &meta, &mut entry)
+                            .map_err(read_error)?;
+                    }
+                    Some(sparse) => {
+                        let bad = |r: String| WalkError::bad(&raw_path, format!("sparse file: {r}"));
+                        let (map, map_bytes) = match sparse.map {
+                            Some(map) => (map, 0),
+                            None => sparse::read_map(&mut entry).map_err(bad)?,
+                        };
+                        let data = size.checked_sub(map_bytes).ok_or_else(|| {
+                            bad("the map is longer than the entry".into())
+                        })?;
+                        sparse::validate(&map, sparse.real_size, data).map_err(bad)?;
+                        meta.size = sparse.real_size;
+                        let mut content =
+                            sparse::SparseReader::new(&mut entry, map, sparse.real_size);
+                        fact = hook
+                            .inspect(&normalized, &meta, &mut content)
+                            .map_err(read_error)?;
+                    }
+                }
             }
             FileKind::Symlink => {
                 let target = entry
@@ -371,21 +420,31 @@ fn numeric(parsed: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
     }
 }
 
-fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<EntryMeta, String> {
+/// The entry's PAX records (key, value), read once for every use.
+fn pax_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    match entry.pax_extensions() {
+        Ok(Some(extensions)) => extensions
+            .flatten()
+            .map(|e| (e.key_bytes().to_vec(), e.value_bytes().to_vec()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn entry_meta<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    records: &[(Vec<u8>, Vec<u8>)],
+) -> Result<EntryMeta, String> {
     let header = entry.header();
     let mode = header.mode().map_err(|e| format!("bad mode field: {e}"))? & 0o7777;
     let old = header.as_old();
     let uid = numeric(header.uid(), &old.uid).map_err(|e| format!("bad uid field: {e}"))?;
     let gid = numeric(header.gid(), &old.gid).map_err(|e| format!("bad gid field: {e}"))?;
     let mtime = header.mtime().unwrap_or(0);
-    let mut capability = None;
-    if let Ok(Some(extensions)) = entry.pax_extensions() {
-        for extension in extensions.flatten() {
-            if extension.key_bytes() == b"SCHILY.xattr.security.capability" {
-                capability = Some(extension.value_bytes().into());
-            }
-        }
-    }
+    let capability = records
+        .iter()
+        .find(|(key, _)| key.as_slice() == b"SCHILY.xattr.security.capability")
+        .map(|(_, value)| value.clone().into_boxed_slice());
     Ok(EntryMeta {
         mode,
         uid,
@@ -606,8 +665,10 @@ mod tests {
             "{err}"
         );
         let err = walk_layer(&tar[..1200], &NoContent, &Limits::default()).unwrap_err();
-        assert!(!matches!(err, WalkError::Truncated { .. }), "{err}");
-        assert!(err.to_string().contains("after /a"), "{err}");
+        assert!(
+            matches!(&err, WalkError::TruncatedHeader { after } if after == "/a"),
+            "{err}"
+        );
     }
 
     #[test]

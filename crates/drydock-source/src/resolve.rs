@@ -653,18 +653,28 @@ fn matches_reference(descriptor: &Descriptor, wanted: &str) -> bool {
         || full_name.is_some_and(|n| n == wanted || canonical_reference(n) == wanted_canonical)
 }
 
-/// What tells one index entry from the others: its digest, platform and names.
-fn describe(descriptor: &Descriptor) -> String {
+/// What tells one index entry from the others: its digest, platform and names; `also` are the
+/// other entries for the same digest, whose names are listed with it.
+fn describe_all(descriptor: &Descriptor, also: &[&Descriptor]) -> String {
     let mut facts = Vec::new();
     if let Some(platform) = descriptor_platform(descriptor) {
         facts.push(platform.to_string());
     }
-    let names: Vec<&str> = [REF_NAME, CONTAINERD_NAME]
-        .iter()
-        .filter_map(|k| annotation(descriptor, k))
-        .collect();
-    if !names.is_empty() {
-        facts.push(format!("tag {}", names.join(", ")));
+    let mut names: Vec<&str> = Vec::new();
+    for d in std::iter::once(descriptor).chain(also.iter().copied()) {
+        for name in [REF_NAME, CONTAINERD_NAME]
+            .iter()
+            .filter_map(|k| annotation(d, k))
+        {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    match names.as_slice() {
+        [] => {}
+        [one] => facts.push(format!("tag {one}")),
+        many => facts.push(format!("tags {}", many.join(", "))),
     }
     if let Some(artifact_type) = descriptor.artifact_type() {
         facts.push(format!("artifact {artifact_type}"));
@@ -674,6 +684,26 @@ fn describe(descriptor: &Descriptor) -> String {
     } else {
         format!("{} ({})", descriptor.digest(), facts.join(", "))
     }
+}
+
+/// Every distinct digest among `descriptors`, once, with all its names.
+fn describe_distinct(descriptors: &[&Descriptor]) -> Vec<String> {
+    let mut seen: Vec<&Descriptor> = Vec::new();
+    for d in descriptors {
+        if !seen.iter().any(|s| s.digest() == d.digest()) {
+            seen.push(d);
+        }
+    }
+    seen.iter()
+        .map(|first| {
+            let same: Vec<&Descriptor> = descriptors
+                .iter()
+                .copied()
+                .filter(|d| d.digest() == first.digest())
+                .collect();
+            describe_all(first, &same)
+        })
+        .collect()
 }
 
 /// `index.json` read leniently: `manifests` may be missing or `null` (Docker 25 writes that),
@@ -729,11 +759,9 @@ fn resolve_oci(store: &dyn BlobStore, selector: &Selector) -> Result<Image, Sour
             match &nested {
                 Some(found) => candidates = vec![found],
                 None => {
-                    let names: Vec<String> = manifests
-                        .iter()
-                        .filter(|d| !is_attestation(d))
-                        .map(describe)
-                        .collect();
+                    let listed: Vec<&Descriptor> =
+                        manifests.iter().filter(|d| !is_attestation(d)).collect();
+                    let names = describe_distinct(&listed);
                     return Err(SourceError::Selection(format!(
                         "no image `{wanted}` in {}; it holds: {}",
                         store.origin().display(),
@@ -758,7 +786,7 @@ fn resolve_oci(store: &dyn BlobStore, selector: &Selector) -> Result<Image, Sour
                     .as_ref()
                     .map(|t| t.to_string())
                     .unwrap_or_else(|| d.media_type().to_string());
-                not_an_image(&d.digest().to_string(), "the entry's type", &what)
+                not_an_image(d.digest().as_ref(), "the entry's type", &what)
             }
             None => SourceError::invalid("index.json", "lists no image"),
         });
@@ -959,7 +987,7 @@ fn choose<'a>(
                 ))
             });
     }
-    let names: Vec<String> = distinct.iter().map(|d| describe(d)).collect();
+    let names = describe_distinct(candidates);
     Err(SourceError::Selection(format!(
         "{origin} holds {} images; choose one with --image (a tag or a digest) or oci:DIR:TAG: {}",
         distinct.len(),

@@ -83,6 +83,12 @@ fn split_reference(rest: &str) -> (PathBuf, Option<String>) {
         return (PathBuf::from(rest), None);
     }
     // A digest reference holds a colon itself: `dir:sha256:abc…` or `dir@sha256:abc…`.
+    if let Some((dir, digest)) = rest.rsplit_once('@')
+        && digest.starts_with("sha256:")
+        && Path::new(dir).exists()
+    {
+        return (PathBuf::from(dir), Some(digest.to_owned()));
+    }
     for (i, _) in rest.match_indices(':') {
         let (dir, reference) = (&rest[..i], &rest[i + 1..]);
         if Path::new(dir).exists() && !reference.is_empty() {

@@ -248,7 +248,8 @@ impl BlobStore for DirStore {
     }
 
     fn contains(&self, name: &str) -> bool {
-        matches!(self.locate(name), Ok(Some(p)) if p.is_file())
+        // A directory where a file belongs is there, and reading it says what is wrong.
+        matches!(self.locate(name), Ok(Some(_)))
     }
 
     fn origin(&self) -> &Path {
@@ -602,7 +603,17 @@ pub fn stream_archive(
                     ),
                 });
             }
-            Err(e) => return Err(not_tar(e)),
+            Err(e) => {
+                return Err(match bounds.judge(&e, position.get()) {
+                    StreamEnd::InsideData | StreamEnd::InsideHeader => {
+                        SourceError::invalid(
+                            origin.display().to_string(),
+                            "the archive is truncated (it ends inside a member or a header)",
+                        )
+                    }
+                    _ => not_tar(e),
+                });
+            }
         };
         bounds.entered(entry.raw_file_position(), entry.size());
         let Some(name) = member_name(&entry.path_bytes()) else {
