@@ -84,12 +84,17 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitStatus> {
         "mode": format!("{:04o}", entry.meta.mode),
         "size": entry.meta.size,
         "elf": facts,
+        "machine_name": facts.map(ElfFacts::machine_name),
         "libraries": libraries,
         "tls_client": tls_client,
     });
     let out = match args.format {
         TreeFormat::Json => format!("{}\n", serde_json::to_string_pretty(&document)?),
-        TreeFormat::Text => render(&document, facts),
+        // Every name in the text comes from the image: escaped line by line for the terminal.
+        TreeFormat::Text => render(&document, facts)
+            .lines()
+            .map(|line| format!("{}\n", drydock_layers::path::printable_str(line)))
+            .collect(),
     };
     crate::write_stdout(out.as_bytes())?;
     Ok(ExitStatus::Passed)
@@ -114,7 +119,11 @@ fn render(document: &serde_json::Value, facts: Option<&ElfFacts>) -> String {
     } else {
         "32-bit"
     };
-    let linkage = if facts.static_pie {
+    let order = if facts.little_endian { "LSB" } else { "MSB" };
+    // Objects and core files are never loaded as programs: no linkage to speak of.
+    let linkage = if matches!(facts.kind, ElfKind::Relocatable | ElfKind::Core) {
+        String::new()
+    } else if facts.static_pie {
         "static-pie".to_owned()
     } else if let Some(interp) = &facts.interpreter {
         format!(
@@ -130,12 +139,16 @@ fn render(document: &serde_json::Value, facts: Option<&ElfFacts>) -> String {
     } else {
         "static".to_owned()
     };
-    let _ = writeln!(
-        out,
-        "  ELF {bits} {} {}, {linkage}",
-        facts.machine_name(),
-        kind_word(facts)
-    );
+    let machine = match facts.machine_name() {
+        "unknown" => format!("machine {}", facts.machine),
+        name => name.to_owned(),
+    };
+    let _ = write!(out, "  ELF {bits} {order} {machine} {}", kind_word(facts));
+    if linkage.is_empty() {
+        out.push('\n');
+    } else {
+        let _ = writeln!(out, ", {linkage}");
+    }
     if let Some(soname) = &facts.soname {
         let _ = writeln!(out, "  SONAME {soname}");
     }

@@ -42,10 +42,21 @@ fn init_logging(verbose: u8, quiet: bool) {
         }
         (false, _) => "trace",
     };
+    let with_target = verbose > 2;
     env_logger::Builder::new()
         .parse_filters(filters)
         .parse_env("DRYDOCK_LOG")
-        .format_target(verbose > 2)
+        // Log lines quote image content (history, names): escaped, one line each.
+        .format(move |buf, record| {
+            use std::io::Write as _;
+            let message = record.args().to_string();
+            let level = buf.default_level_style(record.level());
+            write!(buf, "[{} {level}{}{level:#}", buf.timestamp(), record.level())?;
+            if with_target {
+                write!(buf, " {}", record.target())?;
+            }
+            writeln!(buf, "] {}", drydock_layers::path::printable_str(&message))
+        })
         .init();
 }
 
@@ -167,14 +178,7 @@ fn chain(error: &anyhow::Error) -> String {
 /// Errors quote image content (names, tar parser messages): escape control characters so that
 /// an image can neither break the one-line error format nor drive the terminal.
 fn one_line(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    for c in message.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
+    let mut out = drydock_layers::path::printable_str(message).into_owned();
     if out.len() > 1000 {
         let cut = (0..=1000)
             .rev()

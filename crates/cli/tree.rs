@@ -49,10 +49,10 @@ pub fn run(args: TreeArgs) -> anyhow::Result<ExitStatus> {
                     entry.meta.gid,
                     entry.meta.size,
                     entry.layer,
-                    shown
+                    path::printable_str(&shown)
                 );
                 if let Some(link) = &link {
-                    let _ = write!(out, " -> {link}");
+                    let _ = write!(out, " -> {}", path::printable_str(link));
                 }
                 if entry.nlink > 1 {
                     let _ = write!(out, " (links: {})", entry.nlink);

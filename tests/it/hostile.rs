@@ -363,3 +363,102 @@ fn the_layer_size_limit_comes_from_the_flag_or_the_policy() {
         "a bad policy is a usage error"
     );
 }
+
+/// A file name and a history line full of terminal control sequences: no output of drydock
+/// (any report format, `tree`, `inspect`, logs) carries a raw control character or a
+/// bidirectional override, and Markdown gets no link or HTML from the image.
+#[test]
+fn terminal_control_sequences_from_the_image_are_escaped_everywhere() {
+    let evil = "app/\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}[31mred\u{202e}txt.exe";
+    let script = b"#!/bin/nope\n";
+    let mut layer = RawLayer::gzip(&[TarEntry::Dir("app/"), TarEntry::File(evil, script)]);
+    layer.media_type = "application/vnd.oci.image.layer.v1.tar+gzip".into();
+    let dir = tempfile::tempdir().unwrap();
+    let entrypoint = format!("/{evil}");
+    let layout = write_layout(dir.path(), &[layer], &[&entrypoint]);
+    let image = layout.to_str().unwrap();
+    // What a person reads must show no bidirectional override either; machine formats keep
+    // the exact name (JSON and XML escape controls their own way).
+    let check = |what: &str, bytes: &[u8], for_people: bool| {
+        let text = String::from_utf8_lossy(bytes);
+        let bad: Vec<char> = text
+            .chars()
+            .filter(|c| {
+                (c.is_control() && *c != '\n')
+                    || (for_people
+                        && matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+            })
+            .collect();
+        assert!(bad.is_empty(), "{what} carries {bad:?}:\n{text}");
+    };
+    let clean = |what: &str, bytes: &[u8]| check(what, bytes, true);
+    for format in ["human", "json", "sarif", "junit", "markdown"] {
+        let output = drydock()
+            .args([
+                "scan", image, "--format", format, "--color", "always", "-vvv",
+            ])
+            .output()
+            .unwrap();
+        assert!(matches!(output.status.code(), Some(0 | 1)), "{format}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains("pwned"),
+            "{format} names the file: {stdout}"
+        );
+        if format == "human" {
+            // The report's own colours are the only escape sequences: strip them, then check.
+            let without_colours = regex_lite_strip_sgr(&stdout);
+            clean("the human report", without_colours.as_bytes());
+        } else {
+            check(format, &output.stdout, matches!(format, "markdown" | "junit"));
+        }
+        clean("the logs", &output.stderr);
+        if format == "markdown" {
+            assert!(
+                !stdout.contains("<img") && !stdout.contains("](http"),
+                "{stdout}"
+            );
+        }
+    }
+    let tree = drydock().args(["tree", image]).output().unwrap();
+    assert!(tree.status.success());
+    clean("tree", &tree.stdout);
+    let inspect = drydock()
+        .args(["inspect", image, &entrypoint])
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    clean("inspect", &inspect.stdout);
+    // An error that names the path escapes it too.
+    let missing = drydock()
+        .args(["inspect", image, &format!("{entrypoint}-gone")])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    clean("an error", &missing.stderr);
+}
+
+/// Removes the SGR colour sequences (`ESC [ … m`) the human report writes itself.
+fn regex_lite_strip_sgr(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("\u{1b}[") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('m') {
+            Some(end) if after[..end].chars().all(|c| c.is_ascii_digit() || c == ';') => {
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push_str("\u{1b}[");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}

@@ -4,7 +4,9 @@
 // Test helpers panic on purpose: a failed step is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod conformance;
 mod elf;
+mod elf_conformance;
 mod engine;
 mod formats;
 mod hostile;

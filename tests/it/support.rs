@@ -39,7 +39,6 @@ pub fn fixtures() -> PathBuf {
 
 /// A fixture group's directory (`cargo xtask fixtures --group NAME`), built on first use like
 /// the main set. Groups keep their own recipe stamp, so the test only checks that one exists.
-#[allow(dead_code)] // the first group test uses it
 pub fn group_fixtures(group: &str) -> PathBuf {
     let dir = fixtures().join(group);
     let stamp = dir.join(".stamp");

@@ -21,7 +21,11 @@ const NEEDED: &[(&str, &str)] = &[
     ("/usr/bin/musl-gcc", "musl-tools"),
     ("/bin/busybox", "busybox-static"),
     ("/usr/bin/gcc", "gcc"),
+    // readelf, the oracle of the ELF conformance suite; objcopy and strip for its fixtures.
+    ("/usr/bin/readelf", "binutils"),
     ("/usr/bin/zstd", "zstd"),
+    ("/usr/bin/xz", "xz-utils"),
+    ("/usr/bin/bzip2", "bzip2"),
     ("/usr/bin/igzip", "isal"),
     ("/usr/bin/openssl", "openssl"),
     ("/usr/bin/time", "time"),

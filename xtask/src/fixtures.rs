@@ -32,7 +32,18 @@ struct Group {
 }
 
 /// The groups, in build order. Each writes only below its own directory.
-const GROUPS: &[Group] = &[];
+const GROUPS: &[Group] = &[
+    Group {
+        name: "conformance",
+        recipe: "conformance-v1",
+        build: crate::conformance::build,
+    },
+    Group {
+        name: "elf-zoo",
+        recipe: "elf-zoo-v4",
+        build: crate::elf_zoo::build,
+    },
+];
 
 pub fn build_all(root: &Path, out: &Path) -> anyhow::Result<()> {
     build_main(root, out)?;
@@ -289,14 +300,14 @@ fn compile(root: &Path, build: &Path) -> anyhow::Result<Binaries> {
 }
 
 /// An OCI layout being built with umoci, one layer per commit.
-struct Builder {
+pub(crate) struct Builder {
     layout: PathBuf,
     tag: String,
     bundle: PathBuf,
 }
 
 impl Builder {
-    fn new(dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn new(dir: &Path) -> anyhow::Result<Self> {
         fs::create_dir_all(dir)?;
         let layout = dir.join("oci");
         let bundle = dir.join("bundle");
@@ -331,16 +342,16 @@ impl Builder {
         Ok(builder)
     }
 
-    fn image(&self) -> String {
+    pub(crate) fn image(&self) -> String {
         format!("{}:{}", self.layout.display(), self.tag)
     }
 
-    fn rootfs(&self) -> PathBuf {
+    pub(crate) fn rootfs(&self) -> PathBuf {
         self.bundle.join("rootfs")
     }
 
     /// Writes a file under the rootfs with the given mode, creating its parents.
-    fn put(&self, path: &str, from: &Path, mode: u32) -> anyhow::Result<()> {
+    pub(crate) fn put(&self, path: &str, from: &Path, mode: u32) -> anyhow::Result<()> {
         let dest = self.rootfs().join(path);
         fs::create_dir_all(dest.parent().context("a parent")?)?;
         fs::copy(from, &dest).with_context(|| format!("copying {} to {path}", from.display()))?;
@@ -348,7 +359,7 @@ impl Builder {
         Ok(())
     }
 
-    fn write(&self, path: &str, content: &[u8], mode: u32) -> anyhow::Result<()> {
+    pub(crate) fn write(&self, path: &str, content: &[u8], mode: u32) -> anyhow::Result<()> {
         let dest = self.rootfs().join(path);
         fs::create_dir_all(dest.parent().context("a parent")?)?;
         fs::write(&dest, content)?;
@@ -356,14 +367,14 @@ impl Builder {
         Ok(())
     }
 
-    fn dir(&self, path: &str, mode: u32) -> anyhow::Result<()> {
+    pub(crate) fn dir(&self, path: &str, mode: u32) -> anyhow::Result<()> {
         let dest = self.rootfs().join(path);
         fs::create_dir_all(&dest)?;
         fs::set_permissions(&dest, fs::Permissions::from_mode(mode))?;
         Ok(())
     }
 
-    fn link(&self, path: &str, target: &str) -> anyhow::Result<()> {
+    pub(crate) fn link(&self, path: &str, target: &str) -> anyhow::Result<()> {
         let dest = self.rootfs().join(path);
         fs::create_dir_all(dest.parent().context("a parent")?)?;
         symlink(target, &dest)?;
@@ -371,7 +382,7 @@ impl Builder {
     }
 
     /// Turns the rootfs changes since the last commit into a layer.
-    fn commit(&self, created_by: &str) -> anyhow::Result<()> {
+    pub(crate) fn commit(&self, created_by: &str) -> anyhow::Result<()> {
         run(Command::new("umoci")
             .args([
                 "repack",
@@ -385,7 +396,7 @@ impl Builder {
     }
 
     /// Adds a hand-written tar as a layer (umoci compresses it with gzip).
-    fn raw_layer(&self, tar: &Path, created_by: &str) -> anyhow::Result<()> {
+    pub(crate) fn raw_layer(&self, tar: &Path, created_by: &str) -> anyhow::Result<()> {
         run(Command::new("umoci")
             .args([
                 "raw",
@@ -398,20 +409,20 @@ impl Builder {
             .arg(tar))
     }
 
-    fn config(&self, args: &[&str]) -> anyhow::Result<()> {
+    pub(crate) fn config(&self, args: &[&str]) -> anyhow::Result<()> {
         run(Command::new("umoci")
             .args(["config", "--image", &self.image()])
             .args(args))
     }
 
     /// Drops the unpacked bundle: the layout is what tests read.
-    fn finish(self) -> anyhow::Result<PathBuf> {
+    pub(crate) fn finish(self) -> anyhow::Result<PathBuf> {
         fs::remove_dir_all(&self.bundle)?;
         Ok(self.layout)
     }
 }
 
-fn skopeo_copy(from: &str, to: &str, extra: &[&str]) -> anyhow::Result<()> {
+pub(crate) fn skopeo_copy(from: &str, to: &str, extra: &[&str]) -> anyhow::Result<()> {
     run(Command::new("skopeo")
         .args(["copy", "--quiet", "--insecure-policy"])
         .args(extra)

@@ -13,7 +13,9 @@
 
 mod bench;
 mod cmd;
+mod conformance;
 mod deps;
+mod elf_zoo;
 mod fixtures;
 mod scores;
 mod speed;
@@ -68,7 +70,7 @@ fn main() -> anyhow::Result<()> {
                 "-D",
                 "warnings",
             ]))?;
-            cmd::run(cmd::cargo().args(["test", "--workspace", "--locked"]))
+            cmd::run_tests(cmd::cargo().args(["test", "--workspace", "--locked", "--no-fail-fast"]))
         }
         Some("bench-memory") => {
             deps::ensure()?;

@@ -97,7 +97,9 @@ pub fn write(root: &Path, fixtures: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", fixtures.display()))?
         .filter_map(Result::ok)
         .map(|entry| entry.path())
-        .filter(|path| path.is_dir())
+        // The main set's images; fixture groups (with a stamp of their own) have suites of
+        // their own.
+        .filter(|path| path.is_dir() && !path.join(".stamp").exists())
         .collect();
     dirs.sort();
     let mut table = String::from(

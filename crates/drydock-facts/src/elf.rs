@@ -58,6 +58,12 @@ const DF_1_PIE: u64 = 0x0800_0000;
 const VER_FLG_BASE: u16 = 1;
 const VER_FLG_WEAK: u16 = 2;
 const SHT_SYMTAB: u32 = 2;
+const SHT_RELA: u32 = 4;
+const SHT_HASH: u32 = 5;
+const SHT_NOBITS: u32 = 8;
+const SHT_REL: u32 = 9;
+const SHT_DYNSYM: u32 = 11;
+const SHT_GNU_HASH: u32 = 0x6fff_fff6;
 /// Loops over linked structures stop here: hostile files may link them in circles.
 const MAX_ENTRIES: usize = 65_536;
 
@@ -76,8 +82,11 @@ pub enum ElfKind {
     Executable,
     /// `ET_DYN`: a shared library or a position-independent executable.
     Shared,
+    /// `ET_REL`: an object file (`.o`); it has no program headers by design.
     Relocatable,
+    /// `ET_CORE`: a core dump; program headers (`PT_NOTE`, `PT_LOAD`s), usually no sections.
     Core,
+    /// `ET_NONE` and anything else.
     Other,
 }
 
@@ -261,7 +270,10 @@ pub fn machine_name(machine: u16, class: ElfClass) -> &'static str {
         (header::EM_RISCV, ElfClass::Elf32) => "riscv32",
         (header::EM_PPC64, _) => "ppc64",
         (header::EM_PPC, _) => "ppc",
-        (header::EM_S390, _) => "s390x",
+        (header::EM_S390, ElfClass::Elf32) => "s390",
+        (header::EM_S390, ElfClass::Elf64) => "s390x",
+        (header::EM_SPARC, _) => "sparc",
+        (header::EM_SPARCV9, _) => "sparc64",
         (header::EM_MIPS, _) => "mips",
         (258, _) => "loongarch64",
         _ => "unknown",
@@ -410,37 +422,58 @@ fn parse_header(b: &[u8]) -> Result<Header, String> {
     })
 }
 
-fn parse_phdrs(h: &Header, b: &[u8]) -> Option<Vec<Phdr>> {
+/// The program header table, when the header page holds it. `ET_REL` objects have none by
+/// design (`e_phnum` 0); that is an empty table, not an error.
+fn parse_phdrs(h: &Header, b: &[u8]) -> Result<Vec<Phdr>, String> {
+    if h.phnum == 0 {
+        return Ok(Vec::new());
+    }
     let l = h.layout;
     let size = if l.wide { 56 } else { 32 };
     if usize::from(h.phentsize) < size {
-        return None;
+        return Err(format!(
+            "e_phentsize {} is smaller than a program header ({size} bytes)",
+            h.phentsize
+        ));
     }
+    let past = || {
+        format!(
+            "{} program headers at offset {:#x} lie past what drydock reads",
+            h.phnum, h.phoff
+        )
+    };
     let mut phdrs = Vec::with_capacity(usize::from(h.phnum));
     for i in 0..u64::from(h.phnum) {
-        let at = usize::try_from(h.phoff.checked_add(i * u64::from(h.phentsize))?).ok()?;
+        let at = h
+            .phoff
+            .checked_add(i * u64::from(h.phentsize))
+            .and_then(|at| usize::try_from(at).ok())
+            .ok_or_else(past)?;
         // Bounds-checked as a whole first: hostile offsets must not overflow below.
-        b.get(at..at.checked_add(size)?)?;
+        let entry = at
+            .checked_add(size)
+            .and_then(|end| b.get(at..end))
+            .ok_or_else(past)?;
         let phdr = if l.wide {
             Phdr {
-                kind: l.u32(b, at)?,
-                flags: l.u32(b, at + 4)?,
-                offset: l.u64(b, at + 8)?,
-                vaddr: l.u64(b, at + 16)?,
-                filesz: l.u64(b, at + 32)?,
+                kind: l.u32(entry, 0).ok_or_else(past)?,
+                flags: l.u32(entry, 4).ok_or_else(past)?,
+                offset: l.u64(entry, 8).ok_or_else(past)?,
+                vaddr: l.u64(entry, 16).ok_or_else(past)?,
+                filesz: l.u64(entry, 32).ok_or_else(past)?,
             }
         } else {
             Phdr {
-                kind: l.u32(b, at)?,
-                offset: u64::from(l.u32(b, at + 4)?),
-                vaddr: u64::from(l.u32(b, at + 8)?),
-                filesz: u64::from(l.u32(b, at + 16)?),
-                flags: l.u32(b, at + 24)?,
+                kind: l.u32(entry, 0).ok_or_else(past)?,
+                offset: u64::from(l.u32(entry, 4).ok_or_else(past)?),
+                vaddr: u64::from(l.u32(entry, 8).ok_or_else(past)?),
+                filesz: u64::from(l.u32(entry, 16).ok_or_else(past)?),
+                flags: l.u32(entry, 24).ok_or_else(past)?,
             }
         };
         phdrs.push(phdr);
     }
-    Some(phdrs)
+    Ok(phdrs)
 }
 
 /// Where a virtual address lies in the file, through the `PT_LOAD` segments.
@@ -752,14 +785,25 @@ fn facts_from(
         facts.go_crypto_tls = crypto_tls;
         facts.go_tzdata = tzdata;
     }
-    let Some(phdrs) = parse_phdrs(&h, head) else {
-        facts.malformed = Some("unreadable program headers".into());
-        return facts;
-    };
+    // Without program headers the loader's facts are unknown, but the section headers (what
+    // `strip` would remove) are still worth reading.
+    let phdrs = parse_phdrs(&h, head).unwrap_or_else(|e| {
+        facts.malformed = Some(format!("unreadable program headers: {e}"));
+        Vec::new()
+    });
+    if h.phnum == 0 && matches!(h.e_type, header::ET_EXEC | header::ET_DYN) {
+        facts.malformed = Some("no program headers: the kernel cannot load it".into());
+    }
     if let Some(interp) = phdrs.iter().find(|p| p.kind == PT_INTERP) {
-        match sparse.c_str(interp.offset, interp.filesz.min(4096)) {
-            Some(path) => facts.interpreter = Some(path),
-            None => facts.malformed = Some("PT_INTERP points outside the file".into()),
+        if interp.filesz == 0 {
+            // `objcopy --only-keep-debug` companions keep the program headers but not the
+            // bytes; the kernel refuses such a file.
+            facts.malformed = Some("PT_INTERP holds no bytes (a debug-only file?)".into());
+        } else {
+            match sparse.c_str(interp.offset, interp.filesz.min(4096)) {
+                Some(path) => facts.interpreter = Some(path),
+                None => facts.malformed = Some("PT_INTERP points outside the file".into()),
+            }
         }
     }
     if let Some(dynamic) = phdrs.iter().find(|p| p.kind == PT_DYNAMIC) {
@@ -768,7 +812,13 @@ fn facts_from(
             facts.malformed.get_or_insert(e);
         }
     }
-    facts.sections = read_sections(sparse, &h);
+    match read_sections(sparse, &h, size) {
+        Ok(sections) => facts.sections = sections,
+        Err(Damaged { sections, reason }) => {
+            facts.sections = sections;
+            facts.malformed.get_or_insert(reason);
+        }
+    }
     facts.rust_packages = read_auditable(sparse, &h);
     facts
 }
@@ -902,50 +952,171 @@ fn read_dynamic(
     Ok(())
 }
 
-fn read_sections(sparse: &Sparse, h: &Header) -> Option<Sections> {
+/// Section headers that cannot be trusted: what could still be read, and why not all.
+#[derive(Debug)]
+struct Damaged {
+    sections: Option<Sections>,
+    reason: String,
+}
+
+impl Damaged {
+    fn unreadable(reason: String) -> Self {
+        Self {
+            sections: None,
+            reason,
+        }
+    }
+}
+
+/// One section header, the fields drydock looks at.
+#[derive(Debug, Clone, Copy)]
+struct Shdr {
+    name: u32,
+    kind: u32,
+    offset: u64,
+    size: u64,
+    link: u32,
+}
+
+fn parse_shdr(l: Layout, entry: &[u8]) -> Option<Shdr> {
+    Some(if l.wide {
+        Shdr {
+            name: l.u32(entry, 0)?,
+            kind: l.u32(entry, 4)?,
+            offset: l.u64(entry, 24)?,
+            size: l.u64(entry, 32)?,
+            link: l.u32(entry, 40)?,
+        }
+    } else {
+        Shdr {
+            name: l.u32(entry, 0)?,
+            kind: l.u32(entry, 4)?,
+            offset: u64::from(l.u32(entry, 16)?),
+            size: u64::from(l.u32(entry, 20)?),
+            link: l.u32(entry, 24)?,
+        }
+    })
+}
+
+/// What the section headers say about symbols and debug information. `Ok(None)` when the file
+/// has no section header table (`strip --strip-sections`, most core files); a table that
+/// lies past the end of the file, has entries of an impossible size, or links sections
+/// impossibly is `Damaged`, with whatever could still be read.
+fn read_sections(sparse: &Sparse, h: &Header, size: u64) -> Result<Option<Sections>, Damaged> {
     let l = h.layout;
     let entry = if l.wide { 64 } else { 40 };
-    if h.shoff == 0 || h.shnum == 0 || usize::from(h.shentsize) < entry {
-        return None;
+    if h.shnum == 0 {
+        // (A zero count with an offset is the extended numbering of >= 0xff00 sections,
+        // which no file in an image needs for the facts read here.)
+        return Ok(None);
     }
-    let table = sparse.get(h.shoff, u64::from(h.shnum) * u64::from(h.shentsize))?;
-    let section = |i: usize| -> Option<(u32, u32, u64, u64)> {
-        let at = i * usize::from(h.shentsize);
-        let name = l.u32(table, at)?;
-        let kind = l.u32(table, at + 4)?;
-        let (offset, size) = if l.wide {
-            (l.u64(table, at + 24)?, l.u64(table, at + 32)?)
-        } else {
-            (
-                u64::from(l.u32(table, at + 16)?),
-                u64::from(l.u32(table, at + 20)?),
-            )
-        };
-        Some((name, kind, offset, size))
+    if h.shoff == 0 {
+        return Err(Damaged::unreadable(format!(
+            "e_shnum is {} but e_shoff is 0",
+            h.shnum
+        )));
+    }
+    if usize::from(h.shentsize) < entry {
+        return Err(Damaged::unreadable(format!(
+            "e_shentsize {} is smaller than a section header ({entry} bytes)",
+            h.shentsize
+        )));
+    }
+    let table_len = u64::from(h.shnum) * u64::from(h.shentsize);
+    if h.shoff.checked_add(table_len).is_none_or(|end| end > size) {
+        return Err(Damaged::unreadable(format!(
+            "{} section headers at offset {:#x} lie past the end of the file",
+            h.shnum, h.shoff
+        )));
+    }
+    let Some(table) = sparse.get(h.shoff, table_len) else {
+        return Err(Damaged::unreadable(
+            "the section header table lies beyond what drydock reads".into(),
+        ));
     };
-    let names = section(usize::from(h.shstrndx)).map(|(_, _, offset, size)| (offset, size));
+    let shnum = usize::from(h.shnum);
+    let headers: Vec<Option<Shdr>> = (0..shnum)
+        .map(|i| {
+            let at = i * usize::from(h.shentsize);
+            table.get(at..at + entry).and_then(|e| parse_shdr(l, e))
+        })
+        .collect();
+    let mut damage = None;
+    // SHN_XINDEX: the real index is in section 0's sh_link.
+    let names_index = if h.shstrndx == 0xffff {
+        headers[0].map_or(0, |s| s.link as usize)
+    } else {
+        usize::from(h.shstrndx)
+    };
+    let names = match headers.get(names_index) {
+        Some(Some(section)) if names_index != 0 => Some((section.offset, section.size)),
+        _ => {
+            if names_index != 0 {
+                damage = Some(format!(
+                    "e_shstrndx {names_index} is past the {shnum} section headers"
+                ));
+            }
+            None
+        }
+    };
     let mut facts = Sections::default();
-    for i in 0..usize::from(h.shnum) {
-        let Some((name, kind, _, size)) = section(i) else {
+    for (i, section) in headers.iter().enumerate() {
+        let Some(section) = section else {
             continue;
         };
+        // Tables that point at a symbol or string table: pointing at themselves or past the
+        // table is a corrupt file (readelf and pyelftools refuse them too).
+        if matches!(
+            section.kind,
+            SHT_SYMTAB | SHT_RELA | SHT_HASH | SHT_REL | SHT_DYNSYM | SHT_GNU_HASH
+        ) && section.link != 0
+            && damage.is_none()
+        {
+            let link = section.link as usize;
+            if link == i {
+                damage = Some(format!(
+                    "section {i} (type {}) links to itself",
+                    section.kind
+                ));
+            } else if link >= shnum {
+                damage = Some(format!(
+                    "section {i} links to section {link}, past the {shnum} section headers"
+                ));
+            }
+        }
         let name = names.and_then(|(offset, len)| {
-            (u64::from(name) < len)
-                .then(|| sparse.c_str(offset + u64::from(name), len - u64::from(name)))
+            let index = u64::from(section.name);
+            (index < len)
+                .then(|| sparse.c_str(offset.checked_add(index)?, len - index))
                 .flatten()
         });
         let name = name.as_deref().unwrap_or("");
-        if kind == SHT_SYMTAB {
+        // NOBITS sections (in `--only-keep-debug` files, most of them) take no bytes.
+        let bytes = if section.kind == SHT_NOBITS {
+            0
+        } else {
+            section.size.min(size)
+        };
+        let strippable = if section.kind == SHT_SYMTAB {
             facts.symtab = true;
-            facts.strippable_bytes += size;
-        } else if name == ".strtab" {
-            facts.strippable_bytes += size;
+            true
         } else if name.starts_with(".debug_") || name.starts_with(".zdebug_") {
             facts.debug_info = true;
-            facts.strippable_bytes += size;
+            true
+        } else {
+            name == ".strtab"
+        };
+        if strippable {
+            facts.strippable_bytes = facts.strippable_bytes.saturating_add(bytes).min(size);
         }
     }
-    Some(facts)
+    match damage {
+        None => Ok(Some(facts)),
+        Some(reason) => Err(Damaged {
+            sections: Some(facts),
+            reason,
+        }),
+    }
 }
 
 /// The section headers as (name, offset, size), when the names can be read.
@@ -1224,6 +1395,153 @@ mod tests {
         assert!(info.depends_on("go.uber.org/automaxprocs"));
         assert_eq!(info.setting("CGO_ENABLED"), Some("0"));
         assert_eq!(info.setting("-ldflags"), Some("-s -w"));
+    }
+
+    /// A little-endian ELF64 file: the header, program headers `(p_type, offset, filesz)`,
+    /// and sections `(name, sh_type, sh_link, bytes)` after a null one, with `.shstrtab` last.
+    fn tiny_elf(
+        e_type: u16,
+        phdrs: &[(u32, u64, u64)],
+        sections: &[(&str, u32, u32, &[u8])],
+    ) -> Vec<u8> {
+        let mut out = b"\x7fELF\x02\x01\x01".to_vec();
+        out.resize(16, 0);
+        out.extend(e_type.to_le_bytes());
+        out.extend(header::EM_X86_64.to_le_bytes());
+        out.extend(1u32.to_le_bytes());
+        out.extend(0u64.to_le_bytes()); // e_entry
+        out.extend(if phdrs.is_empty() { 0u64 } else { 64 }.to_le_bytes());
+        out.extend(0u64.to_le_bytes()); // e_shoff, patched below
+        out.extend(0u32.to_le_bytes());
+        out.extend(64u16.to_le_bytes());
+        out.extend(if phdrs.is_empty() { 0u16 } else { 56 }.to_le_bytes());
+        out.extend((phdrs.len() as u16).to_le_bytes());
+        out.extend(64u16.to_le_bytes());
+        out.extend(0u16.to_le_bytes()); // e_shnum, patched below
+        out.extend(0u16.to_le_bytes()); // e_shstrndx, patched below
+        for &(kind, offset, filesz) in phdrs {
+            out.extend(kind.to_le_bytes());
+            out.extend(4u32.to_le_bytes());
+            for value in [offset, offset, offset, filesz, filesz, 1] {
+                out.extend(value.to_le_bytes());
+            }
+        }
+        if sections.is_empty() {
+            return out;
+        }
+        let mut names = vec![0u8];
+        let mut headers = vec![(0u32, 0u32, 0u32, 0u64, 0u64)];
+        for &(name, kind, link, bytes) in sections {
+            let name_at = names.len() as u32;
+            names.extend(name.as_bytes());
+            names.push(0);
+            headers.push((name_at, kind, link, out.len() as u64, bytes.len() as u64));
+            out.extend(bytes);
+        }
+        let name_at = names.len() as u32;
+        names.extend(b".shstrtab\0");
+        headers.push((name_at, 3, 0, out.len() as u64, names.len() as u64));
+        out.extend(&names);
+        let shoff = out.len() as u64;
+        for (name, kind, link, offset, size) in &headers {
+            out.extend(name.to_le_bytes());
+            out.extend(kind.to_le_bytes());
+            out.extend([0u8; 16]); // sh_flags, sh_addr
+            out.extend(offset.to_le_bytes());
+            out.extend(size.to_le_bytes());
+            out.extend(link.to_le_bytes());
+            out.extend([0u8; 20]); // sh_info, sh_addralign, sh_entsize
+        }
+        out[40..48].copy_from_slice(&shoff.to_le_bytes());
+        out[60..62].copy_from_slice(&(headers.len() as u16).to_le_bytes());
+        out[62..64].copy_from_slice(&((headers.len() - 1) as u16).to_le_bytes());
+        out
+    }
+
+    const OBJECT_SECTIONS: &[(&str, u32, u32, &[u8])] = &[
+        (".text", 1, 0, &[0xc3; 16]),
+        (".symtab", SHT_SYMTAB, 3, &[0; 48]),
+        (".strtab", 3, 0, b"\0main\0"),
+        (".debug_info", 1, 0, &[1; 30]),
+    ];
+
+    #[test]
+    fn relocatable_objects_have_sections_and_no_program_headers() {
+        let facts = elf_facts(&tiny_elf(header::ET_REL, &[], OBJECT_SECTIONS));
+        assert_eq!(facts.malformed, None);
+        assert_eq!(facts.kind, ElfKind::Relocatable);
+        assert_eq!(
+            facts.sections,
+            Some(Sections {
+                symtab: true,
+                debug_info: true,
+                strippable_bytes: 48 + 6 + 30,
+            })
+        );
+    }
+
+    #[test]
+    fn a_program_without_program_headers_is_reported() {
+        let facts = elf_facts(&tiny_elf(header::ET_EXEC, &[], OBJECT_SECTIONS));
+        assert!(facts.malformed.unwrap().contains("no program headers"));
+        assert!(facts.sections.unwrap().symtab);
+    }
+
+    #[test]
+    fn core_files_have_segments_and_no_sections() {
+        let mut bytes = tiny_elf(header::ET_CORE, &[(4, 176, 20), (PT_LOAD, 196, 4096)], &[]);
+        bytes.resize(196 + 4096, 0);
+        let facts = elf_facts(&bytes);
+        assert_eq!(facts.malformed, None);
+        assert_eq!(facts.kind, ElfKind::Core);
+        assert_eq!(facts.sections, None);
+        assert_eq!(facts.interpreter, None);
+    }
+
+    #[test]
+    fn damaged_section_tables_are_reasons_not_panics() {
+        let sound = tiny_elf(header::ET_EXEC, &[(PT_LOAD, 0, 64)], OBJECT_SECTIONS);
+        let patched = |at: usize, value: &[u8]| {
+            let mut bytes = sound.clone();
+            bytes[at..at + value.len()].copy_from_slice(value);
+            elf_facts(&bytes)
+        };
+        let zero_entries = patched(58, &0u16.to_le_bytes());
+        assert!(zero_entries.malformed.unwrap().contains("e_shentsize 0"));
+        assert_eq!(zero_entries.sections, None);
+        let past_the_end = patched(40, &65_535u64.to_le_bytes());
+        assert!(past_the_end.malformed.unwrap().contains("past the end"));
+        assert_eq!(past_the_end.kind, ElfKind::Executable);
+        let names_missing = patched(62, &39u16.to_le_bytes());
+        assert!(names_missing.malformed.unwrap().contains("e_shstrndx 39"));
+        // The symbol table is still found by its type.
+        assert!(names_missing.sections.unwrap().symtab);
+        let linked_to_self = elf_facts(&tiny_elf(
+            header::ET_NONE,
+            &[],
+            &[(".hash", SHT_HASH, 1, &[0; 16])],
+        ));
+        assert!(
+            linked_to_self
+                .malformed
+                .unwrap()
+                .contains("links to itself")
+        );
+        let absurd = {
+            let mut bytes = sound.clone();
+            bytes[32..48].copy_from_slice(&[0xff; 16]); // e_phoff, e_shoff
+            bytes[54..64].copy_from_slice(&[0xff; 10]); // every count and size
+            elf_facts(&bytes)
+        };
+        assert!(absurd.malformed.is_some());
+        assert_eq!(absurd.sections, None);
+    }
+
+    #[test]
+    fn a_debug_only_companion_has_no_interpreter() {
+        let facts = elf_facts(&tiny_elf(header::ET_DYN, &[(PT_INTERP, 120, 0)], &[]));
+        assert_eq!(facts.interpreter, None);
+        assert!(facts.malformed.unwrap().contains("PT_INTERP"));
     }
 }
 

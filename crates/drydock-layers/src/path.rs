@@ -61,13 +61,14 @@ pub fn display(path: &[u8]) -> String {
     format!("/{}", String::from_utf8_lossy(trimmed))
 }
 
-/// Text from untrusted bytes with every control character and invalid UTF-8 byte escaped
-/// (`\x1b`, `\xff`), so that a message never carries raw bytes to a terminal or a log.
+/// Text from untrusted bytes with every control character, bidirectional override and
+/// invalid UTF-8 byte escaped (`\u{1b}`, `\u{202e}`, `\xff`), so that image content never
+/// drives a terminal, reorders what a reader sees, or breaks a one-line message or log.
 pub fn printable(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
-            if c.is_control() {
+            if needs_escape(c) {
                 out.extend(c.escape_default());
             } else {
                 out.push(c);
@@ -78,6 +79,21 @@ pub fn printable(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// [`printable`] for text already decoded; cheap when there is nothing to escape.
+pub fn printable_str(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(needs_escape) {
+        std::borrow::Cow::Owned(printable(text.as_bytes()))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// C0, DEL and C1 controls, and the bidirectional formatting characters ("Trojan source").
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The same error with its message made [`printable`] (the tar reader quotes header bytes).
@@ -108,6 +124,11 @@ mod tests {
     fn printable_escapes_control_characters_and_bad_bytes() {
         assert_eq!(printable(b"a\x1b]0;x\x07b\xff"), "a\\u{1b}]0;x\\u{7}b\\xff");
         assert_eq!(printable("caf\u{e9}".as_bytes()), "caf\u{e9}");
+        assert_eq!(printable_str("a\u{202e}b"), "a\\u{202e}b");
+        assert!(matches!(
+            printable_str("plain /app"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -2,6 +2,8 @@ use std::fmt::Write as _;
 
 use drydock_checks::Severity;
 
+use drydock_layers::path::printable_str as safe;
+
 use crate::model::Report;
 
 /// How the human report is drawn.
@@ -41,9 +43,11 @@ fn severity_code(severity: Severity) -> &'static str {
 }
 
 /// Word-wraps `text` to `width` columns, every line starting with `indent`.
+/// Image text (paths, history, names) inside `text` reaches the terminal escaped.
 fn wrap(out: &mut String, text: &str, indent: &str, width: usize) {
     let mut line = String::from(indent);
     for word in text.split_whitespace() {
+        let word = &*safe(word);
         if line.len() > indent.len() && line.len() + 1 + word.len() > width {
             out.push_str(line.trim_end());
             out.push('\n');
@@ -73,13 +77,13 @@ pub fn render_human(report: &Report, options: HumanOptions) -> String {
     let mut out = String::new();
     let image = &report.image;
     let name = image.name();
-    let _ = writeln!(out, "{}", paint(&name, "1", color));
+    let _ = writeln!(out, "{}", paint(&safe(&name), "1", color));
     let digest = image.shown_digest();
     let _ = writeln!(
         out,
         "  {} · {} · {} layer{}",
-        short_digest(digest),
-        image.platform,
+        safe(short_digest(digest)),
+        safe(&image.platform),
         image.layers.len(),
         if image.layers.len() == 1 { "" } else { "s" }
     );
@@ -105,7 +109,12 @@ pub fn render_human(report: &Report, options: HumanOptions) -> String {
             } else {
                 String::new()
             };
-            let _ = writeln!(out, "  {} {}{cost}", paint(&finding.id, "1", color), path);
+            let _ = writeln!(
+                out,
+                "  {} {}{cost}",
+                paint(&finding.id, "1", color),
+                safe(path)
+            );
             if let Some(layer) = finding.layer.and_then(|i| image.layers.get(i)) {
                 let made_by = layer
                     .created_by

@@ -8,21 +8,29 @@ use std::fmt::Write as _;
 
 use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
 
+use drydock_layers::path::printable_str as safe;
+
 use crate::model::{Report, ReportFinding};
 
 fn describe(findings: &[&ReportFinding]) -> String {
     let mut out = String::new();
     for f in findings {
+        // XML cannot carry control characters at all: escaped visibly rather than dropped.
         let _ = writeln!(
             out,
             "[{}] {}\n  {}\n  fix: {}",
             f.severity,
-            f.path.as_deref().unwrap_or("(image)"),
-            f.message,
-            f.remediation
+            safe(f.path.as_deref().unwrap_or("(image)")),
+            safe(&f.message),
+            safe(&f.remediation)
         );
         if let Some(created_by) = &f.created_by {
-            let _ = writeln!(out, "  layer {}: {created_by}", f.layer.unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "  layer {}: {}",
+                f.layer.unwrap_or_default(),
+                safe(created_by)
+            );
         }
     }
     out
@@ -31,7 +39,7 @@ fn describe(findings: &[&ReportFinding]) -> String {
 /// The report as JUnit XML.
 pub fn render_junit(report: &Report) -> String {
     let name = report.image.name();
-    let mut suite = TestSuite::new(format!("drydock {name}"));
+    let mut suite = TestSuite::new(format!("drydock {}", safe(&name)));
     let disabled = report
         .policy
         .as_ref()

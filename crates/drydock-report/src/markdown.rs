@@ -10,15 +10,18 @@ use crate::model::Report;
 /// would interpret inside a table cell.
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
-            '|' | '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '~' => {
+            '|' | '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '~' | '&' | '!' => {
                 out.push('\\');
                 out.push(c);
             }
+            // GitHub and GitLab turn `https://…` and `www.…` into links by themselves.
+            ':' if chars.peek() == Some(&'/') => out.push_str("\\:"),
+            '.' if out.ends_with("www") => out.push_str("\\."),
             '\n' | '\r' | '\t' => out.push(' '),
-            c if c.is_control() => {}
-            c => out.push(c),
+            c => out.push_str(&drydock_layers::path::printable_str(c.encode_utf8(&mut [0; 4]))),
         }
     }
     out
@@ -26,11 +29,7 @@ fn escape(text: &str) -> String {
 
 /// A path as inline code: code spans show it verbatim, only backticks need a longer fence.
 fn code(text: &str) -> String {
-    let clean: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .replace('|', "\\|");
+    let clean = drydock_layers::path::printable_str(text).replace('|', "\\|");
     if clean.contains('`') {
         format!("`` {clean} ``")
     } else {
@@ -152,6 +151,12 @@ mod tests {
     #[test]
     fn image_text_cannot_become_markup() {
         assert_eq!(escape("a|b <img> [x](y)"), "a\\|b \\<img\\> \\[x\\](y)");
+        assert_eq!(
+            escape("see https://evil.example and www.evil.example &amp; ![i]"),
+            "see https\\://evil.example and www\\.evil.example \\&amp; \\!\\[i\\]"
+        );
+        assert_eq!(escape("a\u{1b}]0;t\u{7}b"), "a\\u{1b}\\]0;t\\u{7}b");
+        assert_eq!(code("/app/\u{1b}[2J"), "`/app/\\u{1b}[2J`");
         assert_eq!(code("/app/a`b|c"), "`` /app/a`b\\|c ``");
         assert_eq!(code("/app/server"), "`/app/server`");
     }
