@@ -183,8 +183,11 @@ fn a_debian_image_with_a_thousand_elf_files_has_no_false_positive() {
     assert!(elf_files > 1000, "the fixture holds {elf_files} ELF files");
     let (_, report) = scan_json(&[&image]);
     for (id, severity) in ids(&report) {
+        // Info: a plugin whose library Debian leaves optional (iproute2's tc/q_atm.so needs
+        // libatm1, a Recommends), which really cannot be loaded.
         assert!(
-            id == "elf.not-stripped" && severity == "low",
+            (id == "elf.not-stripped" && severity == "low")
+                || (id == "elf.library-missing" && severity == "info"),
             "unexpected {id} ({severity}) on Debian: {report}"
         );
     }

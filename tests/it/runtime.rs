@@ -44,7 +44,8 @@ fn every_runtime_check_fires_on_its_fixture_and_not_on_its_twin() {
             "script-bash",
             one("entrypoint.interpreter-missing", "critical"),
         ),
-        ("shell-form", one("entrypoint.shell-form", "medium")),
+        // busybox's sh execs a single command: the program is PID 1 (runtime_faithful runs it).
+        ("shell-form", vec![]),
         ("shell-form-exec", vec![]),
         ("script-sh", vec![]),
         (
@@ -53,7 +54,8 @@ fn every_runtime_check_fires_on_its_fixture_and_not_on_its_twin() {
         ),
         ("user-numeric", vec![]),
         ("certs-empty", one("certs.invalid", "high")),
-        ("certs-env-dangling", one("certs.invalid", "high")),
+        // Go still reads the bundle in /etc/ssl/certs as a root directory's file.
+        ("certs-env-dangling", one("certs.invalid", "low")),
         (
             "scratch",
             vec![
@@ -118,7 +120,8 @@ fn messages_name_the_program_and_the_fix() {
         "{info}"
     );
 
-    let (_, report) = scan_json(&[&fixture("shell-form/oci")]);
+    let shell_form = crate::support::group_fixtures("runtime-faithful").join("sh-dash/oci");
+    let (_, report) = scan_json(&[&format!("oci:{}:single", shell_form.display())]);
     let finding = report["findings"]
         .as_array()
         .unwrap()

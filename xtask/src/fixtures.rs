@@ -43,6 +43,11 @@ const GROUPS: &[Group] = &[
         recipe: "elf-zoo-v4",
         build: crate::elf_zoo::build,
     },
+    Group {
+        name: "runtime-faithful",
+        recipe: "runtime-faithful-v1",
+        build: crate::runtime_faithful::build,
+    },
 ];
 
 pub fn build_all(root: &Path, out: &Path) -> anyhow::Result<()> {

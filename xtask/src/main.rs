@@ -10,6 +10,9 @@
 //!   a realistic image in every form, for `docs/benchmarks.md`.
 //! - `bench-memory`: peak memory of a scan against layer size, for `docs/benchmarks.md`.
 //! - `scores`: rewrites the table of fixture scores in `docs/scoring.md` from fresh scans.
+//! - `fuzz [--minutes N] [TARGET…]`: runs the cargo-fuzz targets (nightly), keeps crashing
+//!   inputs as regression tests and records the runs in `docs/security.md`; `fuzz --seeds`
+//!   only rewrites `fuzz/seeds/`.
 
 mod bench;
 mod cmd;
@@ -17,6 +20,8 @@ mod conformance;
 mod deps;
 mod elf_zoo;
 mod fixtures;
+mod fuzz;
+mod runtime_faithful;
 mod scores;
 mod speed;
 
@@ -80,13 +85,14 @@ fn main() -> anyhow::Result<()> {
             deps::ensure()?;
             speed::speed(&root)
         }
+        Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("scores") => {
             let fixtures = fixtures::default_dir(&root);
             fixtures::build_all(&root, &fixtures)?;
             scores::write(&root, &fixtures)
         }
         _ => bail!(
-            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | sample | test | bench | bench-memory | scores>"
+            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | sample | test | bench | bench-memory | scores | fuzz [--minutes N] [TARGET…]>"
         ),
     }
 }

@@ -1,6 +1,7 @@
+use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use drydock_facts::{ElfFacts, FileFacts};
+use drydock_facts::{ElfFacts, ElfKind, FileFacts, Libc};
 use drydock_layers::{EfficiencySummary, FileKind, NodeId, Tree, path};
 
 use crate::finding::Severity;
@@ -68,6 +69,30 @@ pub struct ProgramLoad<'a> {
     pub outcome: Outcome<'a>,
 }
 
+/// The C library of the processes that could `dlopen` `library`: the one its own needs name
+/// (`libc.musl-*`), else the one of the image's programs of its class and machine (glibc when
+/// there are both and it needs `libc.so.6`). `None` when no such program exists.
+fn library_flavour(library: &ElfFacts, programs: &[ProgramLoad<'_>]) -> Option<Libc> {
+    if library.needed.iter().any(|n| n.starts_with("libc.musl-")) {
+        return Some(Libc::Musl);
+    }
+    let of_its_kind = |flavour: Libc| {
+        programs.iter().any(|p| {
+            let facts = p.outcome.objects[0].facts;
+            facts.class == library.class
+                && facts.machine == library.machine
+                && p.outcome.flavour == flavour
+        })
+    };
+    match (of_its_kind(Libc::Glibc), of_its_kind(Libc::Musl)) {
+        (true, false) => Some(Libc::Glibc),
+        (false, true) => Some(Libc::Musl),
+        (true, true) if library.needed.iter().any(|n| n == "libc.so.6") => Some(Libc::Glibc),
+        (true, true) => Some(Libc::Musl),
+        (false, false) => None,
+    }
+}
+
 /// Work several checks share, done once per image.
 #[derive(Debug)]
 pub struct Analysis<'a> {
@@ -94,6 +119,7 @@ pub struct ImageContext<'a> {
     pub secrets: &'a [LayerSecret],
     entries: OnceLock<Vec<(Vec<u8>, NodeId)>>,
     analysis: OnceLock<Analysis<'a>>,
+    libraries: OnceLock<Vec<ProgramLoad<'a>>>,
 }
 
 impl<'a> ImageContext<'a> {
@@ -112,6 +138,7 @@ impl<'a> ImageContext<'a> {
             secrets: &[],
             entries: OnceLock::new(),
             analysis: OnceLock::new(),
+            libraries: OnceLock::new(),
         }
     }
 
@@ -185,6 +212,51 @@ impl<'a> ImageContext<'a> {
                 reached,
                 has_ld_cache: loader.has_cache(),
             }
+        })
+    }
+
+    /// Shared objects no program in the image loads (extension modules, plugins, libraries
+    /// only `dlopen` reaches), each loaded as `dlopen` in a process of the image's C library
+    /// would load it. Objects no dynamic program of their class and machine could load are
+    /// left out: nothing in the image can `dlopen` them.
+    pub fn unlinked_libraries(&self) -> &[ProgramLoad<'a>] {
+        self.libraries.get_or_init(|| {
+            let analysis = self.analysis();
+            let linked: HashSet<NodeId> = analysis
+                .programs
+                .iter()
+                .flat_map(|p| p.outcome.objects.iter().map(|o| o.node))
+                .collect();
+            // A library a program needs and cannot find is that program's finding already.
+            let wanted: HashSet<&str> = analysis
+                .programs
+                .iter()
+                .flat_map(|p| p.outcome.misses.iter().map(|m| m.name.as_str()))
+                .collect();
+            let loader = Loader::new(self.tree, &self.config.env);
+            let mut libraries = Vec::new();
+            for (file, node, facts, _) in self.elf_files() {
+                let name = file.rsplit('/').next().unwrap_or(&file);
+                if facts.kind != ElfKind::Shared
+                    || facts.is_program()
+                    || facts.malformed.is_some()
+                    || linked.contains(&node)
+                    || wanted.contains(name)
+                    || facts.soname.as_deref().is_some_and(|s| wanted.contains(s))
+                {
+                    continue;
+                }
+                let Some(flavour) = library_flavour(facts, &analysis.programs) else {
+                    continue;
+                };
+                let outcome = loader.load_library(&file, facts, node, flavour);
+                libraries.push(ProgramLoad {
+                    path: file,
+                    node,
+                    outcome,
+                });
+            }
+            libraries
         })
     }
 

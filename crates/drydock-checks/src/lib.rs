@@ -14,6 +14,7 @@ mod ldcache;
 pub mod loader;
 mod pages;
 mod runtime;
+mod shell;
 
 pub use checks::all;
 pub use context::{

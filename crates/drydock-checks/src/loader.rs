@@ -6,8 +6,10 @@
 //! the object's own `DT_RUNPATH`, `/etc/ld.so.cache`, then the built-in directories.
 //! musl (`ldso/dynlink.c`): `LD_LIBRARY_PATH`, the run path of the object and its loaders,
 //! then `/etc/ld-musl-$ARCH.path` or `/lib:/usr/local/lib:/usr/lib`; and the names musl's
-//! `libc.so` provides itself are never looked for. Both skip candidates of another class or
-//! machine, and reuse an object already loaded under that name.
+//! `libc.so` provides itself are never looked for. Both reuse an object already loaded under
+//! that name. They differ on a candidate they cannot use: glibc skips one of another class or
+//! machine (and a dangling link) and searches on, but stops at a file that is not ELF; musl
+//! stops at the first file it can open, whatever it holds.
 
 use std::collections::VecDeque;
 
@@ -63,14 +65,128 @@ pub struct Loaded<'a> {
     pub via: Via,
 }
 
+/// Why the loader did not use a file it found under the name it looked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// An ELF file of the other class. glibc skips it and, when nothing else is found, says
+    /// "wrong ELF class: ELFCLASS32"; musl stops with "Exec format error".
+    WrongClass(ElfClass),
+    /// An ELF file for another machine. glibc skips it silently; musl does not check the
+    /// machine and maps it.
+    WrongMachine(&'static str),
+    /// Not an ELF file: glibc stops with "invalid ELF header" ("file too short" below an ELF
+    /// header's size); musl with "Exec format error".
+    NotElf { too_short: bool },
+    /// An ELF file that is not a shared object (an executable): glibc stops with "cannot
+    /// dynamically load executable".
+    NotShared,
+    /// A symbolic link to nothing: `open` fails with `ENOENT` and the search goes on.
+    Dangling(String),
+}
+
+/// A file the loader found and did not use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub path: String,
+    pub why: Rejection,
+}
+
+impl Rejected {
+    /// "/usr/lib/libz.so.1 (32-bit i386, wrong ELF class)".
+    pub fn describe(&self) -> String {
+        let why = match &self.why {
+            Rejection::WrongClass(class) => format!(
+                "{}, wrong ELF class",
+                if *class == ElfClass::Elf64 {
+                    "64-bit"
+                } else {
+                    "32-bit"
+                }
+            ),
+            Rejection::WrongMachine(machine) => format!("built for {machine}, wrong machine"),
+            Rejection::NotElf { too_short: true } => "shorter than an ELF header".to_owned(),
+            Rejection::NotElf { too_short: false } => "not an ELF file".to_owned(),
+            Rejection::NotShared => "an executable, not a shared object".to_owned(),
+            Rejection::Dangling(target) => format!("a dangling link to {target}"),
+        };
+        format!("{} ({why})", self.path)
+    }
+
+    /// Whether the loader stops its search at this file rather than searching on.
+    fn is_fatal(&self, flavour: Libc) -> bool {
+        match self.why {
+            Rejection::Dangling(_) => false,
+            Rejection::WrongClass(_) | Rejection::WrongMachine(_) => flavour == Libc::Musl,
+            Rejection::NotElf { .. } | Rejection::NotShared => true,
+        }
+    }
+}
+
+/// A `DT_NEEDED` name the loader could not load, and what it found instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Miss {
+    /// The object that needs it (an index into `Outcome::objects`).
+    pub needer: usize,
+    pub name: String,
+    /// Files skipped before the search ended.
+    pub skipped: Vec<Rejected>,
+    /// The file the search stopped at, when the loader gave up on a file it could not use.
+    pub stopped_at: Option<Rejected>,
+}
+
+impl Miss {
+    /// The loader's own words for this failure, after the program's name: glibc's
+    /// `_dl_signal_error` text (`elf/dl-load.c`) or musl's (`ldso/dynlink.c`).
+    pub fn loader_words(&self, flavour: Libc, needer_path: &str) -> String {
+        let name = &self.name;
+        if flavour == Libc::Musl {
+            let reason = match &self.stopped_at {
+                Some(_) => "Exec format error",
+                None => "No such file or directory",
+            };
+            return format!(
+                "Error loading shared library {name}: {reason} (needed by {needer_path})"
+            );
+        }
+        match &self.stopped_at {
+            Some(Rejected {
+                path,
+                why: Rejection::NotElf { too_short: true },
+            }) => format!("{path}: file too short"),
+            Some(Rejected {
+                path,
+                why: Rejection::NotShared,
+            }) => format!("{path}: cannot dynamically load executable"),
+            Some(Rejected { path, .. }) => format!("{path}: invalid ELF header"),
+            None => match self.skipped.iter().find_map(|r| match r.why {
+                Rejection::WrongClass(class) => Some(class),
+                _ => None,
+            }) {
+                Some(class) => format!(
+                    "{name}: wrong ELF class: {}",
+                    if class == ElfClass::Elf64 {
+                        "ELFCLASS64"
+                    } else {
+                        "ELFCLASS32"
+                    }
+                ),
+                None => {
+                    format!("{name}: cannot open shared object file: No such file or directory")
+                }
+            },
+        }
+    }
+}
+
 /// What a `DT_NEEDED` entry resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     Object(usize),
     /// A name musl's libc provides itself (`libc.so`, `libpthread.so.0`, ...).
     MuslBuiltin,
+    /// Not loaded; `Outcome::misses` says why, in the loader's terms.
     Missing {
-        /// Candidates skipped for being of another class or machine.
+        /// Files found under the name and not used, described.
         skipped: Vec<String>,
         /// Where it is, if only the loader looked there (an `ld.so.conf` directory without a
         /// fresh cache).
@@ -85,6 +201,8 @@ pub struct Outcome<'a> {
     /// For each object, its `DT_NEEDED` names and what they resolved to.
     pub deps: Vec<Vec<(String, Target)>>,
     pub flavour: Libc,
+    /// Every name that was not loaded, with what the loader found instead.
+    pub misses: Vec<Miss>,
 }
 
 impl Outcome<'_> {
@@ -97,6 +215,13 @@ impl Outcome<'_> {
         }
         chain.reverse();
         chain
+    }
+
+    /// Why `needer` could not load `name`.
+    pub fn miss(&self, needer: usize, name: &str) -> Option<&Miss> {
+        self.misses
+            .iter()
+            .find(|m| m.needer == needer && m.name == name)
     }
 
     /// The object `needer` loaded for the name `file`.
@@ -278,6 +403,37 @@ impl<'a> Loader<'a> {
     /// Loads `program` (at `program_path`) and everything it needs, breadth first.
     pub fn load(&self, program_path: &str, program: &'a ElfFacts, node: NodeId) -> Outcome<'a> {
         let flavour = program.libc().unwrap_or(Libc::Other);
+        let musl_arch = program
+            .interpreter
+            .as_deref()
+            .and_then(|i| i.rsplit('/').next())
+            .and_then(|n| n.strip_prefix("ld-musl-")?.strip_suffix(".so.1"))
+            .map(str::to_owned);
+        self.load_as(program_path, program, node, flavour, musl_arch.as_deref())
+    }
+
+    /// Loads a shared object the way `dlopen` in a process of the C library `flavour` would:
+    /// the object's own run path, `LD_LIBRARY_PATH`, then the C library's defaults.
+    pub fn load_library(
+        &self,
+        library_path: &str,
+        library: &'a ElfFacts,
+        node: NodeId,
+        flavour: Libc,
+    ) -> Outcome<'a> {
+        // musl names its loader and path file after the machine as `uname -m` spells it.
+        let arch = library.machine_name();
+        self.load_as(library_path, library, node, flavour, Some(arch))
+    }
+
+    fn load_as(
+        &self,
+        program_path: &str,
+        program: &'a ElfFacts,
+        node: NodeId,
+        flavour: Libc,
+        musl_arch: Option<&str>,
+    ) -> Outcome<'a> {
         let real = self
             .tree
             .canonical(program_path.as_bytes())
@@ -292,6 +448,7 @@ impl<'a> Loader<'a> {
             via: Via::Program,
         }];
         let mut deps: Vec<Vec<(String, Target)>> = vec![Vec::new()];
+        let mut misses = Vec::new();
         if let Some(interp) = &program.interpreter
             && let Some((interp_node, interp_facts)) = self.elf_at(interp)
         {
@@ -305,9 +462,11 @@ impl<'a> Loader<'a> {
             });
             deps.push(Vec::new());
         }
-        let musl_path = (flavour == Libc::Musl)
-            .then(|| self.musl_path(program))
-            .flatten();
+        let musl_path = if flavour == Libc::Musl {
+            musl_arch.and_then(|arch| self.musl_path(arch))
+        } else {
+            None
+        };
         let defaults = Self::default_dirs(program, flavour, musl_path);
         let mut queue: VecDeque<usize> = VecDeque::from([0]);
         while let Some(current) = queue.pop_front() {
@@ -339,9 +498,23 @@ impl<'a> Loader<'a> {
                             queue.push_back(objects.len() - 1);
                             Target::Object(objects.len() - 1)
                         }
-                        Err(skipped) => {
-                            let hint = self.hint(&name, program);
-                            Target::Missing { skipped, hint }
+                        Err((skipped, stopped_at)) => {
+                            let hint = self.hint(&name, flavour);
+                            let described = skipped
+                                .iter()
+                                .chain(stopped_at.as_ref())
+                                .map(Rejected::describe)
+                                .collect();
+                            misses.push(Miss {
+                                needer: current,
+                                name: name.clone(),
+                                skipped,
+                                stopped_at,
+                            });
+                            Target::Missing {
+                                skipped: described,
+                                hint,
+                            }
                         }
                     }
                 };
@@ -352,16 +525,11 @@ impl<'a> Loader<'a> {
             objects,
             deps,
             flavour,
+            misses,
         }
     }
 
-    fn musl_path(&self, program: &ElfFacts) -> Option<Vec<String>> {
-        let interp = program.interpreter.as_deref()?;
-        let arch = interp
-            .rsplit('/')
-            .next()?
-            .strip_prefix("ld-musl-")?
-            .strip_suffix(".so.1")?;
+    fn musl_path(&self, arch: &str) -> Option<Vec<String>> {
         let bytes = captured(self.tree, &format!("/etc/ld-musl-{arch}.path"))?;
         Some(
             String::from_utf8_lossy(bytes)
@@ -373,29 +541,57 @@ impl<'a> Loader<'a> {
         )
     }
 
+    /// What the loader makes of `file`: `Ok(None)` when nothing is there (the search goes
+    /// on), `Ok(Some(..))` for a usable object, `Err` for a file it rejects.
+    #[allow(clippy::type_complexity)]
     fn candidate(
         &self,
         file: &str,
         program: &ElfFacts,
-        skipped: &mut Vec<String>,
-    ) -> Option<(NodeId, &'a ElfFacts)> {
-        let (node, facts) = self.elf_at(file)?;
-        if facts.class != program.class
-            || facts.machine != program.machine
-            || facts.kind != ElfKind::Shared
-        {
-            skipped.push(format!(
-                "{file} ({} {})",
-                facts.machine_name(),
-                if facts.class == ElfClass::Elf64 {
-                    "64-bit"
-                } else {
-                    "32-bit"
-                }
-            ));
-            return None;
+    ) -> Result<Option<(NodeId, &'a ElfFacts)>, Rejected> {
+        let rejected = |why| Rejected {
+            path: file.to_owned(),
+            why,
+        };
+        let node = match self.tree.resolve(file.as_bytes(), true) {
+            Ok(node) => node,
+            Err(_) => {
+                // A link that leads nowhere fails `open` with ENOENT, like no file at all.
+                return match self.tree.resolve(file.as_bytes(), false) {
+                    Ok(link) => match self.tree.entry(link).link {
+                        Some(target) => Err(rejected(Rejection::Dangling(
+                            String::from_utf8_lossy(target).into_owned(),
+                        ))),
+                        None => Ok(None),
+                    },
+                    Err(_) => Ok(None),
+                };
+            }
+        };
+        let entry = self.tree.entry(node);
+        if entry.kind != FileKind::File {
+            return Ok(None);
         }
-        Some((node, facts))
+        let Some(facts) = entry.fact.and_then(|f| f.elf()) else {
+            let header = if program.class == ElfClass::Elf64 {
+                64
+            } else {
+                52
+            };
+            return Err(rejected(Rejection::NotElf {
+                too_short: entry.meta.size < header,
+            }));
+        };
+        if facts.class != program.class {
+            return Err(rejected(Rejection::WrongClass(facts.class)));
+        }
+        if facts.machine != program.machine {
+            return Err(rejected(Rejection::WrongMachine(facts.machine_name())));
+        }
+        if facts.kind != ElfKind::Shared {
+            return Err(rejected(Rejection::NotShared));
+        }
+        Ok(Some((node, facts)))
     }
 
     #[allow(clippy::type_complexity)]
@@ -407,12 +603,27 @@ impl<'a> Loader<'a> {
         program: &ElfFacts,
         flavour: Libc,
         defaults: &[String],
-    ) -> Result<(String, NodeId, &'a ElfFacts, Via), Vec<String>> {
+    ) -> Result<(String, NodeId, &'a ElfFacts, Via), (Vec<Rejected>, Option<Rejected>)> {
         let mut skipped = Vec::new();
+        // Tries one file: `Some(Ok)` to use it, `Some(Err)` when the search stops there.
+        let attempt = |file: &str,
+                       skipped: &mut Vec<Rejected>|
+         -> Option<Result<(NodeId, &'a ElfFacts), Rejected>> {
+            match self.candidate(file, program) {
+                Ok(Some(found)) => Some(Ok(found)),
+                Ok(None) => None,
+                Err(rejected) if rejected.is_fatal(flavour) => Some(Err(rejected)),
+                Err(rejected) => {
+                    skipped.push(rejected);
+                    None
+                }
+            }
+        };
         if name.contains('/') {
-            return match self.candidate(name, program, &mut skipped) {
-                Some((node, facts)) => Ok((name.to_owned(), node, facts, Via::Path)),
-                None => Err(skipped),
+            return match attempt(name, &mut skipped) {
+                Some(Ok((node, facts))) => Ok((name.to_owned(), node, facts, Via::Path)),
+                Some(Err(stop)) => Err((skipped, Some(stop))),
+                None => Err((skipped, None)),
             };
         }
         let origin_of = |i: usize| -> String {
@@ -477,37 +688,39 @@ impl<'a> Loader<'a> {
                     .map(|d| (self.expand(d, &origin_of(requester), program), Via::Runpath)),
             );
         }
-        for (dir, via) in &dirs {
-            let file = format!("{}/{name}", dir.trim_end_matches('/'));
-            if let Some((node, facts)) = self.candidate(&file, program, &mut skipped) {
-                return Ok((file, node, facts, *via));
-            }
-        }
+        let mut files: Vec<(String, Via)> = dirs
+            .iter()
+            .map(|(dir, via)| (format!("{}/{name}", dir.trim_end_matches('/')), *via))
+            .collect();
         if flavour != Libc::Musl {
             if let Some(cache) = &self.cache {
                 let required = required_flags(program.machine, program.class == ElfClass::Elf64);
-                for file in cache.lookup(name, required) {
-                    if let Some((node, facts)) = self.candidate(file, program, &mut skipped) {
-                        return Ok((file.to_owned(), node, facts, Via::LdSoCache));
-                    }
-                }
+                files.extend(
+                    cache
+                        .lookup(name, required)
+                        .map(|file| (file.to_owned(), Via::LdSoCache)),
+                );
             }
-            for dir in defaults {
-                let file = format!("{dir}/{name}");
-                if let Some((node, facts)) = self.candidate(&file, program, &mut skipped) {
-                    return Ok((file, node, facts, Via::DefaultPath));
-                }
+            files.extend(
+                defaults
+                    .iter()
+                    .map(|dir| (format!("{dir}/{name}"), Via::DefaultPath)),
+            );
+        }
+        for (file, via) in files {
+            match attempt(&file, &mut skipped) {
+                Some(Ok((node, facts))) => return Ok((file, node, facts, via)),
+                Some(Err(stop)) => return Err((dedup(skipped), Some(stop))),
+                None => {}
             }
         }
-        skipped.sort();
-        skipped.dedup();
-        Err(skipped)
+        Err((dedup(skipped), None))
     }
 
     /// Where a missing library sits in an `ld.so.conf` directory that the loader does not
     /// search by itself (it only knows them through a cache `ldconfig` writes).
-    fn hint(&self, name: &str, program: &ElfFacts) -> Option<String> {
-        if program.libc() == Some(Libc::Musl) {
+    fn hint(&self, name: &str, flavour: Libc) -> Option<String> {
+        if flavour == Libc::Musl {
             return None;
         }
         self.conf
@@ -515,6 +728,17 @@ impl<'a> Loader<'a> {
             .map(|dir| format!("{}/{name}", dir.trim_end_matches('/')))
             .find(|file| self.exists(file))
     }
+}
+
+/// The same file reached twice (a directory listed twice) is one rejection.
+fn dedup(mut rejected: Vec<Rejected>) -> Vec<Rejected> {
+    let mut seen = Vec::new();
+    rejected.retain(|r| {
+        let new = !seen.contains(&r.path);
+        seen.push(r.path.clone());
+        new
+    });
+    rejected
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! the user, the files every program expects.
 
 use drydock_facts::FileFacts;
-use drydock_layers::{FileKind, NodeId, path};
+use drydock_layers::{FileKind, NodeId};
 
 use crate::context::{DEFAULT_PATH, ImageContext, ImageTree};
 
@@ -72,20 +72,6 @@ pub fn find_program(cx: &ImageContext<'_>, program: &str) -> Option<(String, Nod
     candidates
         .into_iter()
         .find_map(|file| regular_file(cx.tree, &file).map(|n| (file, n)))
-}
-
-/// Every file under `dir` (links in the path followed), as displayed paths.
-pub fn files_under(cx: &ImageContext<'_>, dir: &str) -> Vec<(String, NodeId)> {
-    let Ok(real) = cx.tree.canonical(dir.as_bytes()) else {
-        return Vec::new();
-    };
-    let mut prefix = real.clone();
-    prefix.push(b'/');
-    cx.entries()
-        .iter()
-        .filter(|(p, _)| p.starts_with(&prefix))
-        .map(|(p, n)| (path::display(p), *n))
-        .collect()
 }
 
 /// The user the container runs as: (user, group) as configured, `None` for root by default.

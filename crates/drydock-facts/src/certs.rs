@@ -29,8 +29,20 @@ pub const BUNDLE_FILES: &[&str] = &[
     "usr/local/ssl/cert.pem",
 ];
 
+/// Directories whose files TLS libraries read one by one (Go's root directories, OpenSSL's
+/// `CApath`) or that they link into (Debian's and Alpine's certificate stores): their files
+/// are read whatever their first bytes are, since a certificate file may open with comments.
+pub const CERT_DIRS: &[&str] = &[
+    "etc/ssl/certs/",
+    "etc/pki/tls/certs/",
+    "system/etc/security/cacerts/",
+    "usr/share/ca-certificates/",
+    "usr/local/share/ca-certificates/",
+];
+
 pub(crate) fn wants(path: &[u8]) -> bool {
     BUNDLE_FILES.iter().any(|f| f.as_bytes() == path)
+        || CERT_DIRS.iter().any(|d| path.starts_with(d.as_bytes()))
 }
 
 /// Counts and checks the certificates of a PEM bundle.

@@ -12,6 +12,7 @@
 mod certs;
 mod elf;
 pub mod secrets;
+mod shell;
 
 use std::io::{self, Read};
 
@@ -23,6 +24,7 @@ pub use elf::{
     VersionNeed, elf_facts, machine_name,
 };
 pub use secrets::SecretFacts;
+pub use shell::ShellKind;
 
 /// Files captured whole are at most this large.
 const MAX_CAPTURE: u64 = 8 << 20;
@@ -32,6 +34,14 @@ const MAX_CAPTURE: u64 = 8 << 20;
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum FileFacts {
     Elf(Box<ElfFacts>),
+    /// A POSIX shell program, told by its own strings (see [`ShellKind`]): an ELF file to
+    /// every reader, with one more field.
+    #[serde(rename = "elf")]
+    Shell {
+        #[serde(flatten)]
+        elf: Box<ElfFacts>,
+        shell: ShellKind,
+    },
     /// A configuration file kept whole (see [`wants_content`]).
     Captured {
         #[serde(skip)]
@@ -51,7 +61,15 @@ pub enum FileFacts {
 impl FileFacts {
     pub fn elf(&self) -> Option<&ElfFacts> {
         match self {
-            Self::Elf(facts) => Some(facts),
+            Self::Elf(facts) | Self::Shell { elf: facts, .. } => Some(facts),
+            _ => None,
+        }
+    }
+
+    /// Which shell an ELF program is, when its strings say so.
+    pub fn shell(&self) -> Option<ShellKind> {
+        match self {
+            Self::Shell { shell, .. } => Some(*shell),
             _ => None,
         }
     }
@@ -86,9 +104,12 @@ impl FileFacts {
 }
 
 /// The files whose whole content analyses need: the dynamic loaders' cache and configuration,
-/// and the user and group databases.
+/// the user and group databases, and zone database zips (Go's `zoneinfo.zip`, which
+/// `$ZONEINFO` may name).
 pub fn wants_content(path: &[u8]) -> bool {
-    path == b"etc/ld.so.cache"
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    (name.ends_with(b".zip") && memchr::memmem::find(name, b"zoneinfo").is_some())
+        || path == b"etc/ld.so.cache"
         || path == b"etc/passwd"
         || path == b"etc/group"
         || path == b"etc/ld.so.conf"
@@ -143,6 +164,15 @@ impl ContentHook for FactsHook {
         let magic = &magic[..got];
         if magic == b"\x7fELF" && meta.size >= 52 {
             let magic: [u8; 4] = [0x7f, b'E', b'L', b'F'];
+            if shell::candidate(path, meta.size) {
+                // The ELF pass streams the whole file: look for a shell's strings on the way.
+                let mut scan = shell::Scan::new(content);
+                let facts = Box::new(elf::read(&magic, &mut scan, meta.size)?);
+                return Ok(Some(match scan.found() {
+                    Some(shell) => FileFacts::Shell { elf: facts, shell },
+                    None => FileFacts::Elf(facts),
+                }));
+            }
             let facts = elf::read(&magic, content, meta.size)?;
             return Ok(Some(FileFacts::Elf(Box::new(facts))));
         }
@@ -169,11 +199,9 @@ impl ContentHook for FactsHook {
             }
             return Ok(None);
         }
-        // Certificate bundles start with a PEM header, or with comments (Fedora's).
-        if (magic == b"----" || magic.starts_with(b"#"))
-            && meta.size <= MAX_CAPTURE
-            && certs::wants(path)
-        {
+        // Certificate bundles and the files of certificate directories, whatever they start
+        // with: a PEM header, comments (Fedora's), or text (Android's), which parsers skip.
+        if meta.size <= MAX_CAPTURE && certs::wants(path) {
             let mut bytes = magic.to_vec();
             content.take(MAX_CAPTURE).read_to_end(&mut bytes)?;
             return Ok(Some(FileFacts::Pem(parse_bundle(&bytes))));

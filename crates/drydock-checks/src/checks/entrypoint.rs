@@ -1,7 +1,10 @@
 //! `entrypoint.missing`, `entrypoint.interpreter-missing`, `entrypoint.shell-form`: the command
 //! the runtime starts.
 
+use drydock_facts::ShellKind;
+
 use crate::runtime::{accounts, configured_user, find_program, regular_file};
+use crate::shell::{Pid1, Script, pid1};
 use crate::{Check, Finding, ImageContext, Severity};
 
 /// Whether the configured user may execute a file with this mode and owner.
@@ -231,12 +234,20 @@ impl Check for ShellForm {
         let Some((shell, command)) = shell_form(&argv) else {
             return Vec::new();
         };
-        let trimmed = command.trim_start();
-        // `exec prog`, or a single simple command some shells exec by themselves, is fine.
-        if trimmed.starts_with("exec ") {
-            return Vec::new();
-        }
-        let program_words: Vec<&str> = trimmed.split_whitespace().collect();
+        let (kind, identity) = identify_shell(cx, shell);
+        let (severity, why) = match pid1(kind, &Script::parse(command)) {
+            Pid1::Program => return Vec::new(),
+            Pid1::Shell(why) => (self.severity(), why),
+            Pid1::Unknown(why) => (Severity::Low, why),
+        };
+        let program_words: Vec<&str> = command
+            .split([';', '&', '|', '\n'])
+            .rev()
+            .find(|part| !part.trim().is_empty())
+            .unwrap_or(command)
+            .split_whitespace()
+            .skip_while(|w| *w == "exec")
+            .collect();
         let exec_form = format!(
             "[{}]",
             program_words
@@ -245,20 +256,69 @@ impl Check for ShellForm {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        let consequence = if severity == self.severity() {
+            "The shell stays PID 1, and PID 1 gets no SIGTERM it has no handler for: `docker stop` waits its 10 s \
+             and kills the program with SIGKILL, skipping its graceful shutdown."
+        } else {
+            "If the shell stays PID 1, the program never gets SIGTERM: `docker stop` would wait its 10 s and SIGKILL it."
+        };
         vec![Finding {
             program: None,
             id: self.id().into(),
-            severity: self.severity(),
+            severity,
             title: "Shell as PID 1".into(),
             message: format!(
-                "The command runs as {shell} -c \"{command}\": the shell is PID 1 and does not forward SIGTERM, so \
-                 `docker stop` waits its 10 s and kills the program with SIGKILL, skipping its graceful shutdown."
+                "The command runs as {shell} -c \"{command}\", and {identity}: {why}. {consequence}"
             ),
             path: None,
             layer: None,
             remediation: format!(
-                "Use the exec form: ENTRYPOINT {exec_form} (or CMD); if a shell is needed, start the command with `exec`."
+                "Use the exec form: ENTRYPOINT {exec_form} (or CMD); if a shell is needed, end the script with `exec` \
+                 before the program (exec /app/server ...)."
             ),
         }]
+    }
+}
+
+/// Which shell `shell` (argv[0]) is in the image, and how drydock knows, in words: by the
+/// strings in the file it resolves to, else by the name of that file (`/bin/sh -> dash`).
+fn identify_shell(cx: &ImageContext<'_>, shell: &str) -> (Option<ShellKind>, String) {
+    let Some((file, node)) = find_program(cx, shell) else {
+        return (None, format!("the image has no {shell}"));
+    };
+    let real = cx
+        .tree
+        .canonical(file.as_bytes())
+        .map(|p| drydock_layers::path::display(&p))
+        .unwrap_or_else(|_| file.clone());
+    let through = if real == file {
+        file.clone()
+    } else {
+        format!("{file} -> {real}")
+    };
+    if let Some(kind) = cx.tree.entry(node).fact.and_then(|f| f.shell()) {
+        return (
+            Some(kind),
+            format!(
+                "{file} is {} ({through}, told by its own strings)",
+                kind.name()
+            ),
+        );
+    }
+    let by_name = match real.rsplit('/').next().unwrap_or("") {
+        "dash" => Some(ShellKind::Dash),
+        "bash" => Some(ShellKind::Bash),
+        "busybox" => Some(ShellKind::Busybox),
+        _ => None,
+    };
+    match by_name {
+        Some(kind) => (
+            Some(kind),
+            format!("{file} is {} ({through}, told by its name)", kind.name()),
+        ),
+        None => (
+            None,
+            format!("{file} ({through}) is a shell drydock does not recognise"),
+        ),
     }
 }

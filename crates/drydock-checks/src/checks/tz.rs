@@ -1,6 +1,11 @@
 //! `tz.zoneinfo-missing` and `tz.localtime-dangling`: time zones the program asks for but
 //! cannot load. Go then silently uses UTC (`time.LoadLocation` fails with "unknown time zone");
 //! glibc falls back to UTC as well.
+//!
+//! Local time and explicit loads look in different places (Go's `time/zoneinfo_unix.go` and
+//! `zoneinfo.go`): `time.Local`, set from `TZ` by `initLocal`, reads only the system
+//! directories (and the embedded `time/tzdata`); `time.LoadLocation` reads `$ZONEINFO` (a
+//! directory or an uncompressed zip) first. glibc never reads `ZONEINFO`.
 
 use drydock_layers::{FileKind, Lookup};
 
@@ -68,13 +73,8 @@ impl Check for ZoneinfoMissing {
                 return Vec::new();
             }
         } else {
-            let mut dirs: Vec<String> = cx
-                .config
-                .env_var("ZONEINFO")
-                .map(|d| vec![d.to_owned()])
-                .unwrap_or_default();
-            dirs.extend(ZONE_DIRS.iter().map(|d| (*d).to_owned()));
-            if dirs.iter().any(|d| {
+            // Local time: the system directories only, as Go's initLocal and glibc read them.
+            if ZONE_DIRS.iter().any(|d| {
                 regular_file(cx.tree, &format!("{}/{zone}", d.trim_end_matches('/'))).is_some()
             }) {
                 return Vec::new();
@@ -88,23 +88,93 @@ impl Check for ZoneinfoMissing {
             }
         }
         let has_database = ZONE_DIRS.iter().any(|d| is_dir(cx.tree, d));
+        let lacks = if has_database {
+            "the zone database has no such zone"
+        } else {
+            "has no zone database (/usr/share/zoneinfo)"
+        };
+        let zoneinfo = cx.config.env_var("ZONEINFO").filter(|z| !z.is_empty());
+        let message = match zoneinfo {
+            Some(source) if !zone.starts_with('/') => {
+                let explicit = match zoneinfo_holds(cx, source, &zone) {
+                    Some(true) => format!(
+                        "explicit time.LoadLocation(\"{zone}\") calls work, reading it from ZONEINFO={source}"
+                    ),
+                    Some(false) => format!(
+                        "explicit time.LoadLocation(\"{zone}\") calls fail too, since ZONEINFO={source} does not hold it"
+                    ),
+                    None => format!(
+                        "explicit time.LoadLocation(\"{zone}\") calls read ZONEINFO={source}, which drydock cannot look into"
+                    ),
+                };
+                format!(
+                    "The image asks for the zone {zone} ({asked_by}) but {lacks}. ZONEINFO does not help local time: Go's \
+                     time.Local (what TZ sets) reads only the system directories, and glibc never reads ZONEINFO, so local \
+                     time silently becomes UTC, in Go and in C programs alike; {explicit}."
+                )
+            }
+            _ => format!(
+                "The image asks for the zone {zone} ({asked_by}) but {lacks}: Go's time.LoadLocation fails with \"unknown time \
+                 zone {zone}\" and local time silently becomes UTC, in Go and in C programs alike."
+            ),
+        };
         vec![Finding {
             program: None,
             id: self.id().into(),
             severity: self.severity(),
             title: "Time zone data missing".into(),
-            message: format!(
-                "The image asks for the zone {zone} ({asked_by}) but {}: Go's time.LoadLocation fails with \"unknown time \
-                 zone {zone}\" and local time silently becomes UTC, in Go and in C programs alike.",
-                if has_database { "the zone database has no such zone" } else { "has no zone database (/usr/share/zoneinfo)" }
-            ),
+            message,
             path: Some(format!("/usr/share/zoneinfo/{zone}")),
             layer: None,
             remediation: "Install tzdata in the final stage (apt-get install tzdata, apk add tzdata), COPY \
-                          /usr/share/zoneinfo from the build stage, or for Go import _ \"time/tzdata\" (or build with -tags timetzdata)."
+                          /usr/share/zoneinfo from the build stage, or for Go import _ \"time/tzdata\" (or build with -tags timetzdata); \
+                          ZONEINFO serves only explicit time.LoadLocation calls."
                 .into(),
         }]
     }
+}
+
+/// Whether `ZONEINFO` (a directory, or a zip the facts hook kept) holds `zone`; `None` when
+/// drydock cannot tell.
+fn zoneinfo_holds(cx: &ImageContext<'_>, source: &str, zone: &str) -> Option<bool> {
+    if is_dir(cx.tree, source) {
+        return Some(
+            regular_file(cx.tree, &format!("{}/{zone}", source.trim_end_matches('/'))).is_some(),
+        );
+    }
+    let Some(node) = regular_file(cx.tree, source) else {
+        return Some(false);
+    };
+    let bytes = cx.tree.entry(node).fact?.captured()?;
+    Some(zip_names(bytes)?.iter().any(|name| name == zone))
+}
+
+/// The names in a zip file's central directory (`APPNOTE.TXT` 4.3.12, 4.3.16).
+fn zip_names(bytes: &[u8]) -> Option<Vec<String>> {
+    let u16_at = |at: usize| -> Option<usize> {
+        Some(usize::from(u16::from_le_bytes(
+            bytes.get(at..at + 2)?.try_into().ok()?,
+        )))
+    };
+    let u32_at = |at: usize| -> Option<usize> {
+        usize::try_from(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?)).ok()
+    };
+    let end = bytes.len().checked_sub(22)?;
+    let eocd = (end.saturating_sub(65_535)..=end)
+        .rev()
+        .find(|&at| bytes.get(at..at + 4) == Some(b"PK\x05\x06"))?;
+    let count = u16_at(eocd + 10)?;
+    let mut at = u32_at(eocd + 16)?;
+    let mut names = Vec::with_capacity(count);
+    for _ in 0..count {
+        if bytes.get(at..at + 4) != Some(b"PK\x01\x02") {
+            return None;
+        }
+        let (name_len, extra, comment) = (u16_at(at + 28)?, u16_at(at + 30)?, u16_at(at + 32)?);
+        names.push(String::from_utf8_lossy(bytes.get(at + 46..at + 46 + name_len)?).into_owned());
+        at += 46 + name_len + extra + comment;
+    }
+    Some(names)
 }
 
 #[derive(Debug)]
@@ -153,5 +223,47 @@ impl Check for LocaltimeDangling {
             layer: Some(entry.layer as usize),
             remediation: "Install tzdata in the final stage, or COPY the zone file itself (not the link) to /etc/localtime.".into(),
         }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stored zip as Python's zipfile and Go's `mkzip` write it.
+    fn zip(names: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut central = Vec::new();
+        for name in names {
+            let offset = u32::try_from(out.len()).unwrap();
+            out.extend_from_slice(b"PK\x03\x04");
+            out.extend_from_slice(&[0; 22]);
+            out.extend_from_slice(&u16::try_from(name.len()).unwrap().to_le_bytes());
+            out.extend_from_slice(&[0, 0]);
+            out.extend_from_slice(name.as_bytes());
+            central.extend_from_slice(b"PK\x01\x02");
+            central.extend_from_slice(&[0; 24]);
+            central.extend_from_slice(&u16::try_from(name.len()).unwrap().to_le_bytes());
+            central.extend_from_slice(&[0; 12]);
+            central.extend_from_slice(&offset.to_le_bytes());
+            central.extend_from_slice(name.as_bytes());
+        }
+        let directory = u32::try_from(out.len()).unwrap();
+        out.extend_from_slice(&central);
+        out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+        let count = u16::try_from(names.len()).unwrap().to_le_bytes();
+        out.extend_from_slice(&count);
+        out.extend_from_slice(&count);
+        out.extend_from_slice(&u32::try_from(central.len()).unwrap().to_le_bytes());
+        out.extend_from_slice(&directory.to_le_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out
+    }
+
+    #[test]
+    fn zip_central_directory_names() {
+        let names = zip_names(&zip(&["Europe/Berlin", "Asia/Tokyo"])).unwrap();
+        assert_eq!(names, ["Europe/Berlin", "Asia/Tokyo"]);
+        assert_eq!(zip_names(b"not a zip at all, just some bytes here"), None);
     }
 }
