@@ -12,6 +12,7 @@ mod formats;
 mod fuzz_regressions;
 mod hostile;
 mod interpreter;
+mod kernel;
 mod leftovers;
 mod registry;
 mod registry_support;

@@ -35,6 +35,10 @@ pub const PAGES: &[(&str, &str)] = &[
         include_str!("../../../docs/checks/elf.symbol-version-missing.md"),
     ),
     (
+        "elf.unloadable",
+        include_str!("../../../docs/checks/elf.unloadable.md"),
+    ),
+    (
         "elf.wrong-architecture",
         include_str!("../../../docs/checks/elf.wrong-architecture.md"),
     ),

@@ -214,6 +214,100 @@ pub struct ElfFacts {
     pub go_tzdata: bool,
     /// Why the facts are incomplete, when they are.
     pub malformed: Option<String>,
+    /// Why `execve` would fail before the program or its loader runs, judged as Linux's
+    /// `binfmt_elf` loads a program; `None` when the kernel would load it.
+    pub exec_refusal: Option<ExecRefusal>,
+}
+
+/// What `execve` returns for a file the kernel will not load, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ExecRefusal {
+    /// As the runtime prints it: `exec format error` (`ENOEXEC`) or `input/output error`
+    /// (`EIO`, for a `PT_INTERP` that lies past the end of the file).
+    pub error: &'static str,
+    pub reason: String,
+}
+
+const ENOEXEC: &str = "exec format error";
+const EIO: &str = "input/output error";
+
+/// The checks of `load_elf_binary` and `load_elf_phdrs` (fs/binfmt_elf.c), in their order:
+/// the file type, the program header entry size and table size (at most 64 KiB), the table
+/// within the file, then the first `PT_INTERP`: 2 to `PATH_MAX` bytes, within the file, ending
+/// in a NUL. The machine is `elf.wrong-architecture`'s business.
+fn exec_refusal(
+    h: &Header,
+    phdrs: &[Phdr],
+    sparse: &Sparse,
+    size: u64,
+) -> Option<ExecRefusal> {
+    let refuse = |error, reason: String| Some(ExecRefusal { error, reason });
+    if !matches!(h.e_type, header::ET_EXEC | header::ET_DYN) {
+        let what = match h.e_type {
+            header::ET_REL => "an object file (ET_REL)".to_owned(),
+            header::ET_CORE => "a core dump (ET_CORE)".to_owned(),
+            other => format!("of ELF type {other}"),
+        };
+        return refuse(ENOEXEC, format!("it is {what}, not a program"));
+    }
+    let entry_size: u64 = if h.layout.wide { 56 } else { 32 };
+    if u64::from(h.phentsize) != entry_size {
+        return refuse(
+            ENOEXEC,
+            format!(
+                "its program header entries are {} bytes, not {entry_size}",
+                h.phentsize
+            ),
+        );
+    }
+    let table = entry_size * u64::from(h.phnum);
+    if table == 0 || table > 65536 {
+        return refuse(
+            ENOEXEC,
+            format!(
+                "it has {} program headers ({table} bytes; the kernel reads 1 to 65536)",
+                h.phnum
+            ),
+        );
+    }
+    // load_elf_phdrs drops the read error: the caller's ENOEXEC is what execve returns.
+    if h.phoff.checked_add(table).is_none_or(|end| end > size) {
+        return refuse(
+            ENOEXEC,
+            format!(
+                "its program headers (offset {:#x}, {table} bytes) lie past the end of the \
+                 {size}-byte file",
+                h.phoff
+            ),
+        );
+    }
+    let interp = phdrs.iter().find(|p| p.kind == PT_INTERP)?;
+    if interp.filesz < 2 || interp.filesz > 4096 {
+        return refuse(
+            ENOEXEC,
+            format!(
+                "its PT_INTERP is {} bytes (the kernel takes 2 to 4096)",
+                interp.filesz
+            ),
+        );
+    }
+    if interp.offset.checked_add(interp.filesz).is_none_or(|end| end > size) {
+        return refuse(
+            EIO,
+            format!(
+                "its PT_INTERP (offset {:#x}, {} bytes) lies past the end of the {size}-byte file",
+                interp.offset, interp.filesz
+            ),
+        );
+    }
+    let last = sparse.get(interp.offset + interp.filesz - 1, 1)?;
+    if last != [0] {
+        return refuse(
+            ENOEXEC,
+            "its PT_INTERP path does not end in a NUL byte".to_owned(),
+        );
+    }
+    None
 }
 
 impl ElfFacts {
@@ -256,6 +350,7 @@ impl ElfFacts {
             go_crypto_tls: false,
             go_tzdata: false,
             malformed: None,
+            exec_refusal: None,
         }
     }
 }
@@ -760,6 +855,11 @@ fn facts_from(
     let h = match parse_header(head) {
         Ok(h) => h,
         Err(e) => {
+            // The kernel reads a short header as zeros: no program type, ENOEXEC.
+            facts.exec_refusal = Some(ExecRefusal {
+                error: ENOEXEC,
+                reason: format!("its ELF header is unreadable ({e})"),
+            });
             facts.malformed = Some(format!("unreadable ELF header: {e}"));
             return facts;
         }
@@ -791,6 +891,7 @@ fn facts_from(
         facts.malformed = Some(format!("unreadable program headers: {e}"));
         Vec::new()
     });
+    facts.exec_refusal = exec_refusal(&h, &phdrs, sparse, size);
     if h.phnum == 0 && matches!(h.e_type, header::ET_EXEC | header::ET_DYN) {
         facts.malformed = Some("no program headers: the kernel cannot load it".into());
     }

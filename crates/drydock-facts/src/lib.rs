@@ -20,7 +20,7 @@ use drydock_layers::{ContentHook, EntryMeta};
 
 pub use certs::{CertBundle, parse_bundle};
 pub use elf::{
-    ElfClass, ElfFacts, ElfKind, GoBuildInfo, GoModule, Libc, NeededVersion, RustPackage, Sections,
+    ElfClass, ElfFacts, ElfKind, ExecRefusal, GoBuildInfo, GoModule, Libc, NeededVersion, RustPackage, Sections,
     VersionNeed, elf_facts, machine_name,
 };
 pub use secrets::SecretFacts;
@@ -162,7 +162,8 @@ impl ContentHook for FactsHook {
         let mut magic = [0u8; 4];
         let got = read_up_to(content, &mut magic)?;
         let magic = &magic[..got];
-        if magic == b"\x7fELF" && meta.size >= 52 {
+        // A file too short for a header is an ELF file too: one the kernel refuses.
+        if magic == b"\x7fELF" {
             let magic: [u8; 4] = [0x7f, b'E', b'L', b'F'];
             if shell::candidate(path, meta.size) {
                 // The ELF pass streams the whole file: look for a shell's strings on the way.

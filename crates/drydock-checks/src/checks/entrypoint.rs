@@ -2,6 +2,7 @@
 //! the runtime starts.
 
 use drydock_facts::ShellKind;
+use drydock_layers::{FileKind, Lookup};
 
 use crate::runtime::{accounts, configured_user, find_program, regular_file};
 use crate::shell::{Pid1, Script, pid1};
@@ -85,6 +86,9 @@ impl Check for Missing {
             )];
         };
         match find_program(cx, program) {
+            None if program.contains('/') && let Some((message, fix)) = not_runnable(cx, program) => {
+                vec![finding(message, Some(program.clone()), fix)]
+            }
             None => vec![finding(
                 format!(
                     "The command is {program}, but {}: the container fails at start with \"exec: \\\"{program}\\\": {}\".",
@@ -126,6 +130,81 @@ impl Check for Missing {
             }
         }
     }
+}
+
+/// Why a command path that names something other than a runnable file fails, in the words of
+/// the runtime: Go's `exec.LookPath` stats it (a symlink loop is `ELOOP`), and only a regular
+/// file can be executed (a directory, a named pipe or a device is `EACCES`).
+fn not_runnable(cx: &ImageContext<'_>, program: &str) -> Option<(String, &'static str)> {
+    let base = cx.config.working_dir.as_deref().unwrap_or("/");
+    let file = if program.starts_with('/') {
+        program.to_owned()
+    } else {
+        format!("{}/{program}", base.trim_end_matches('/'))
+    };
+    match cx.tree.resolve(file.as_bytes(), true) {
+        Err(Lookup::TooManyLinks) => Some((
+            format!(
+                "The command is {program}, but {file} is a loop of symbolic links: the container fails at start with \
+                 \"exec: \\\"{program}\\\": stat {file}: too many levels of symbolic links\"."
+            ),
+            "Point the link at the program itself (ln -sf /app/server /app/run), or name the program in ENTRYPOINT.",
+        )),
+        Ok(node) => {
+            let kind = match cx.tree.entry(node).kind {
+                FileKind::Dir => "a directory",
+                FileKind::Fifo => "a named pipe (FIFO)",
+                FileKind::Char => "a character device",
+                FileKind::Block => "a block device",
+                FileKind::File | FileKind::Symlink => return None,
+            };
+            Some((
+                format!(
+                    "The command is {program}, but {file} is {kind}, not a file: only a regular file can be executed, \
+                     and the container fails at start with \"exec {file}: permission denied\"."
+                ),
+                "Name the program in ENTRYPOINT; COPY it to that path in the final stage if something else is there.",
+            ))
+        }
+        Err(_) => None,
+    }
+}
+
+/// How many interpreter rewrites `execve` follows before `ELOOP` (`exec_binprm`: depth 0 to 5).
+const MAX_INTERPRETER_DEPTH: usize = 5;
+
+/// Follows a script's `#!` chain as the kernel does: the interpreter may itself be a script,
+/// up to [`MAX_INTERPRETER_DEPTH`] rewrites. `Err` names the interpreter that is missing, or
+/// says the chain loops.
+enum Chain {
+    /// Ends at a program that is not a script (an ELF file, or something the kernel refuses
+    /// on its own grounds).
+    Ends,
+    Missing { interpreter: String, via: Vec<String> },
+    TooDeep { via: Vec<String> },
+}
+
+fn follow_shebangs(cx: &ImageContext<'_>, first_interpreter: &str) -> Chain {
+    let mut via = Vec::new();
+    let mut interpreter = first_interpreter.to_owned();
+    for _ in 0..=MAX_INTERPRETER_DEPTH {
+        let Some(node) = regular_file(cx.tree, &interpreter) else {
+            return Chain::Missing { interpreter, via };
+        };
+        let next = cx
+            .tree
+            .entry(node)
+            .fact
+            .and_then(|f| f.shebang())
+            .and_then(|s| s.split_whitespace().next())
+            .map(str::to_owned);
+        via.push(interpreter);
+        match next {
+            Some(next) => interpreter = next,
+            None => return Chain::Ends,
+        }
+    }
+    Chain::TooDeep { via }
 }
 
 #[derive(Debug)]
@@ -183,17 +262,41 @@ impl Check for InterpreterMissing {
             return Vec::new();
         };
         let layer = Some(entry.layer as usize);
-        if regular_file(cx.tree, interpreter).is_none() {
-            return vec![finding(
-                format!(
-                    "{file} is a script for {interpreter} (#!{shebang}), and the image has no {interpreter}: the container fails \
-                     at start with \"exec {file}: no such file or directory\"."
-                ),
-                file,
-                layer,
-                "Install the interpreter in the final stage, change the #! line to one the image has (#!/bin/sh), or replace \
-                 the script with the program itself in ENTRYPOINT.",
-            )];
+        match follow_shebangs(cx, interpreter) {
+            Chain::Missing {
+                interpreter: missing,
+                via,
+            } => {
+                let through = if via.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (through {}, scripts too)", via.join(" -> "))
+                };
+                return vec![finding(
+                    format!(
+                        "{file} is a script for {interpreter} (#!{shebang}), and the image has no {missing}{through}: the \
+                         container fails at start with \"exec {file}: no such file or directory\"."
+                    ),
+                    file,
+                    layer,
+                    "Install the interpreter in the final stage, change the #! line to one the image has (#!/bin/sh), or replace \
+                     the script with the program itself in ENTRYPOINT.",
+                )];
+            }
+            Chain::TooDeep { via } => {
+                return vec![finding(
+                    format!(
+                        "{file} is a script whose #! interpreters are scripts in turn ({} -> …), more than the kernel's \
+                         {MAX_INTERPRETER_DEPTH} rewrites or in a loop: the container fails at start with \"exec {file}: \
+                         too many levels of symbolic links\" (ELOOP).",
+                        via.join(" -> ")
+                    ),
+                    file,
+                    layer,
+                    "Make the #! line name a real interpreter (an ELF program such as /bin/sh), not another script.",
+                )];
+            }
+            Chain::Ends => {}
         }
         if interpreter.ends_with("/env")
             && let Some(command) = words.find(|w| !w.starts_with('-'))

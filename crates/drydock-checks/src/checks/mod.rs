@@ -6,6 +6,7 @@ mod elf_interpreter_missing;
 mod elf_library_missing;
 mod elf_not_stripped;
 mod elf_symbol_version_missing;
+mod elf_unloadable;
 mod elf_wrong_architecture;
 mod entrypoint;
 mod fs_setuid;
@@ -26,6 +27,7 @@ pub fn all() -> &'static [&'static dyn Check] {
         &elf_symbol_version_missing::SymbolVersionMissing,
         &elf_wrong_architecture::WrongArchitecture,
         &elf_not_stripped::NotStripped,
+        &elf_unloadable::Unloadable,
         &entrypoint::Missing,
         &entrypoint::InterpreterMissing,
         &entrypoint::ShellForm,
