@@ -11,6 +11,7 @@ mod engine;
 mod formats;
 mod fuzz_regressions;
 mod hostile;
+mod hostile_suite;
 mod interpreter;
 mod kernel;
 mod leftovers;

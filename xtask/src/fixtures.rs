@@ -48,6 +48,11 @@ const GROUPS: &[Group] = &[
         recipe: "runtime-faithful-v1",
         build: crate::runtime_faithful::build,
     },
+    Group {
+        name: "hostile",
+        recipe: "hostile-v2",
+        build: crate::hostile::build,
+    },
 ];
 
 pub fn build_all(root: &Path, out: &Path) -> anyhow::Result<()> {

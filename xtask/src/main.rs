@@ -3,6 +3,8 @@
 //! - `fixtures [--out DIR] [--group NAME]`: builds every test image from real parts (Debian
 //!   packages, C and Go compiled on the spot) with `umoci` and `skopeo`; `--group` builds one
 //!   group (`main` is the original set).
+//! - `hostile`: builds the hostile-image suite (`target/fixtures/hostile/`, listed in its
+//!   `cases.json`), which `tests/it/hostile_suite.rs` runs; see `docs/security.md`.
 //! - `sample`: rebuilds the small sample images committed under `testdata/images/`.
 //! - `test`: installs the Debian packages the suite needs, builds the fixtures, and runs the
 //!   whole test suite (format, lints, tests). `.ci/run` calls exactly this.
@@ -21,6 +23,7 @@ mod deps;
 mod elf_zoo;
 mod fixtures;
 mod fuzz;
+mod hostile;
 mod runtime_faithful;
 mod scores;
 mod speed;
@@ -58,6 +61,10 @@ fn main() -> anyhow::Result<()> {
                 None => fixtures::build_all(&root, &out),
             }
         }
+        Some("hostile") => {
+            deps::ensure()?;
+            fixtures::build_one(&root, &fixtures::default_dir(&root), "hostile")
+        }
         Some("sample") => {
             deps::ensure()?;
             fixtures::build_sample(&root)
@@ -92,7 +99,7 @@ fn main() -> anyhow::Result<()> {
             scores::write(&root, &fixtures)
         }
         _ => bail!(
-            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | sample | test | bench | bench-memory | scores | fuzz [--minutes N] [TARGET…]>"
+            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | hostile | sample | test | bench | bench-memory | scores | fuzz [--minutes N] [TARGET…]>"
         ),
     }
 }

@@ -271,38 +271,137 @@ fn split_list(value: &str) -> Vec<String> {
         .collect()
 }
 
-/// Reads `/etc/ld.so.conf`-style content: directories, and `include` globs.
-fn conf_dirs(tree: &ImageTree, file: &str, depth: usize, out: &mut Vec<String>) {
-    if depth > 4 {
-        return;
-    }
-    let Some(bytes) = captured(tree, file) else {
-        return;
-    };
-    for line in String::from_utf8_lossy(bytes).lines() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if let Some(pattern) = line.strip_prefix("include") {
-            let pattern = pattern.trim();
-            let (dir, glob) = pattern.rsplit_once('/').unwrap_or(("/etc", pattern));
-            let (prefix, suffix) = glob.split_once('*').unwrap_or((glob, ""));
-            let Ok(dir_node) = tree.resolve(dir.as_bytes(), true) else {
-                continue;
-            };
-            let _ = dir_node;
-            for (entry_path, _) in tree.entries() {
-                let shown = path::display(&entry_path);
-                if let Some(name) = shown.strip_prefix(&format!("{}/", dir.trim_end_matches('/')))
-                    && !name.contains('/')
-                    && name.starts_with(prefix)
-                    && name.ends_with(suffix)
-                {
-                    conf_dirs(tree, &shown, depth + 1, out);
-                }
+/// Reads `/etc/ld.so.conf` the way `ldconfig` does: directories, and `include` globs (a
+/// relative pattern is relative to the including file's directory), each file read once
+/// however often it is included, so that files including each other cost their size, not
+/// their count to the power of the depth.
+fn conf_dirs(tree: &ImageTree, file: &str, out: &mut Vec<String>) {
+    let mut pending = vec![file.to_owned()];
+    let mut read: std::collections::HashSet<NodeId> = std::collections::HashSet::new();
+    while let Some(file) = pending.pop() {
+        let Ok(node) = tree.resolve(file.as_bytes(), true) else {
+            continue;
+        };
+        if !read.insert(node) {
+            continue;
+        }
+        let Some(bytes) = tree.entry(node).fact.and_then(|f| f.captured()) else {
+            continue;
+        };
+        let mut included = Vec::new();
+        for line in String::from_utf8_lossy(bytes).lines() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if let Some(pattern) = line.strip_prefix("include") {
+                let pattern = pattern.trim();
+                let pattern = if pattern.starts_with('/') {
+                    pattern.to_owned()
+                } else {
+                    let (dir, _) = file.rsplit_once('/').unwrap_or(("", ""));
+                    format!("{dir}/{pattern}")
+                };
+                included.extend(glob_files(tree, &pattern));
+            } else if !line.is_empty() {
+                out.extend(split_list(line));
             }
-        } else if !line.is_empty() {
-            out.extend(split_list(line));
+        }
+        // Depth first, in order, as ldconfig reads them.
+        pending.extend(included.into_iter().rev());
+    }
+}
+
+/// The files a `glob(3)` pattern whose last component holds the wildcards names, sorted as
+/// glob sorts them; listed from the directory, never from the whole tree.
+fn glob_files(tree: &ImageTree, pattern: &str) -> Vec<String> {
+    let (dir, name_pattern) = pattern.rsplit_once('/').unwrap_or(("", pattern));
+    let dir = if dir.is_empty() { "/" } else { dir };
+    let Ok(dir_node) = tree.resolve(dir.as_bytes(), true) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = tree
+        .children(dir_node)
+        .into_iter()
+        .map(|(name, _)| String::from_utf8_lossy(name).into_owned())
+        .filter(|name| !name.starts_with('.') && glob_match(name_pattern, name))
+        .map(|name| format!("{}/{name}", dir.trim_end_matches('/')))
+        .collect();
+    names.sort();
+    names
+}
+
+/// `fnmatch(3)` for one path component: `*`, `?` and `[…]` classes (with `!` or `^` and
+/// ranges), iterative, so that no pattern costs more than its length times the name's.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let name: Vec<char> = name.chars().collect();
+    let (mut p, mut n) = (0, 0);
+    let mut backtrack: Option<(usize, usize)> = None;
+    while n < name.len() {
+        if p < pattern.len() {
+            match pattern[p] {
+                '*' => {
+                    backtrack = Some((p, n));
+                    p += 1;
+                    continue;
+                }
+                '?' => {
+                    p += 1;
+                    n += 1;
+                    continue;
+                }
+                '[' => {
+                    if let Some((matched, next)) = class_match(&pattern, p, name[n])
+                        && matched
+                    {
+                        p = next;
+                        n += 1;
+                        continue;
+                    }
+                }
+                c if c == name[n] => {
+                    p += 1;
+                    n += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match backtrack {
+            Some((star, at)) => {
+                p = star + 1;
+                n = at + 1;
+                backtrack = Some((star, at + 1));
+            }
+            None => return false,
         }
     }
+    pattern[p..].iter().all(|c| *c == '*')
+}
+
+/// Whether `c` is in the class starting at `pattern[start] == '['`, and where the class ends;
+/// `None` for an unterminated class (then `[` is an ordinary character, as in fnmatch).
+fn class_match(pattern: &[char], start: usize, c: char) -> Option<(bool, usize)> {
+    let mut i = start + 1;
+    let negated = matches!(pattern.get(i), Some('!' | '^'));
+    if negated {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while let Some(&ch) = pattern.get(i) {
+        if ch == ']' && !first {
+            return Some((matched != negated, i + 1));
+        }
+        first = false;
+        if pattern.get(i + 1) == Some(&'-') && pattern.get(i + 2).is_some_and(|e| *e != ']') {
+            let end = pattern[i + 2];
+            matched |= ch <= c && c <= end;
+            i += 3;
+        } else {
+            matched |= ch == c;
+            i += 1;
+        }
+    }
+    None
 }
 
 /// The content of a file captured by the facts hook.
@@ -329,7 +428,7 @@ impl<'a> Loader<'a> {
             .map(split_list)
             .unwrap_or_default();
         let mut conf = Vec::new();
-        conf_dirs(tree, "/etc/ld.so.conf", 0, &mut conf);
+        conf_dirs(tree, "/etc/ld.so.conf", &mut conf);
         Self {
             tree,
             cache,
@@ -744,6 +843,17 @@ fn dedup(mut rejected: Vec<Rejected>) -> Vec<Rejected> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs_match_as_fnmatch_does() {
+        assert!(glob_match("*.conf", "libc.conf"));
+        assert!(!glob_match("*.conf", "libc.conf.bak"));
+        assert!(glob_match("x86_64-linux-gnu.conf", "x86_64-linux-gnu.conf"));
+        assert!(glob_match("[a-c]?.c*f", "b1.conf"));
+        assert!(!glob_match("[!a-c]*", "b1"));
+        assert!(glob_match("*a*b*c*", "xxaxxbxxcxx"));
+        assert!(!glob_match(&"*a".repeat(30), &"a".repeat(29)));
+    }
 
     #[test]
     fn musl_provides_its_own_names() {

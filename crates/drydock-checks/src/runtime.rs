@@ -39,6 +39,11 @@ pub fn accounts(tree: &ImageTree, file: &str) -> Option<Vec<Account>> {
     )
 }
 
+/// The size of `file` when drydock kept only its beginning (it is over the capture limit).
+pub fn captured_in_part(tree: &ImageTree, file: &str) -> Option<u64> {
+    facts(tree, file)?.captured_in_part()
+}
+
 /// A regular file at `file` (links followed), with its node.
 pub fn regular_file(tree: &ImageTree, file: &str) -> Option<NodeId> {
     let node = tree.resolve(file.as_bytes(), true).ok()?;

@@ -26,8 +26,8 @@ pub use elf::{
 pub use secrets::SecretFacts;
 pub use shell::ShellKind;
 
-/// Files captured whole are at most this large.
-const MAX_CAPTURE: u64 = 8 << 20;
+/// Files captured whole are at most this large; of a larger one, this much is kept.
+pub const MAX_CAPTURE: u64 = 8 << 20;
 
 /// What drydock learned from a file's content.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -42,11 +42,15 @@ pub enum FileFacts {
         elf: Box<ElfFacts>,
         shell: ShellKind,
     },
-    /// A configuration file kept whole (see [`wants_content`]).
+    /// A configuration file kept whole (see [`wants_content`]), or its first `MAX_CAPTURE`
+    /// bytes when it is larger (`total` says how large it is).
     Captured {
         #[serde(skip)]
         bytes: Vec<u8>,
         size: usize,
+        /// The file's size, when only its beginning was kept.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
     },
     /// A PEM file: a certificate bundle, or a single certificate.
     Pem(CertBundle),
@@ -77,6 +81,15 @@ impl FileFacts {
     pub fn captured(&self) -> Option<&[u8]> {
         match self {
             Self::Captured { bytes, .. } => Some(bytes),
+            _ => None,
+        }
+    }
+
+    /// The size of a captured file of which only the beginning was kept: too big is not
+    /// absent, and what was not read is not known.
+    pub fn captured_in_part(&self) -> Option<u64> {
+        match self {
+            Self::Captured { total, .. } => *total,
             _ => None,
         }
     }
@@ -148,12 +161,14 @@ impl ContentHook for FactsHook {
         meta: &EntryMeta,
         content: &mut dyn Read,
     ) -> io::Result<Option<FileFacts>> {
-        if wants_content(path) && meta.size <= MAX_CAPTURE {
-            let mut bytes = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
+        if wants_content(path) {
+            let kept = meta.size.min(MAX_CAPTURE);
+            let mut bytes = Vec::with_capacity(usize::try_from(kept).unwrap_or(0));
             content.take(MAX_CAPTURE).read_to_end(&mut bytes)?;
             return Ok(Some(FileFacts::Captured {
                 size: bytes.len(),
                 bytes,
+                total: (meta.size > MAX_CAPTURE).then_some(meta.size),
             }));
         }
         if meta.size < 2 {

@@ -28,7 +28,7 @@ pub enum WalkError {
 impl WalkError {
     pub(crate) fn bad(path: &[u8], reason: impl Into<String>) -> Self {
         Self::BadEntry {
-            path: crate::path::display(path),
+            path: crate::path::for_message(path),
             reason: reason.into(),
         }
     }
@@ -45,7 +45,7 @@ pub struct ApplyError {
 impl ApplyError {
     pub(crate) fn new(path: &[u8], reason: impl Into<String>) -> Self {
         Self {
-            path: crate::path::display(path),
+            path: crate::path::for_message(path),
             reason: reason.into(),
         }
     }

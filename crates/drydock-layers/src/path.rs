@@ -81,6 +81,25 @@ pub fn printable(bytes: &[u8]) -> String {
     out
 }
 
+/// How an error names a path: [`display`]ed, [`printable`], and a path over 160 bytes cut in
+/// the middle with its length, so that a 64 KiB name cannot push the reason out of a one-line
+/// message.
+pub fn for_message(path: &[u8]) -> String {
+    const KEEP_HEAD: usize = 96;
+    const KEEP_TAIL: usize = 48;
+    let shown = display(path);
+    if shown.len() <= KEEP_HEAD + KEEP_TAIL + 16 {
+        return printable(shown.as_bytes());
+    }
+    let bytes = shown.as_bytes();
+    format!(
+        "{}…{} ({} bytes)",
+        printable(&bytes[..KEEP_HEAD]),
+        printable(&bytes[bytes.len() - KEEP_TAIL..]),
+        bytes.len()
+    )
+}
+
 /// [`printable`] for text already decoded; cheap when there is nothing to escape.
 pub fn printable_str(text: &str) -> std::borrow::Cow<'_, str> {
     if text.chars().any(needs_escape) {
@@ -129,6 +148,15 @@ mod tests {
             printable_str("plain /app"),
             std::borrow::Cow::Borrowed(_)
         ));
+    }
+
+    #[test]
+    fn long_paths_are_cut_in_messages() {
+        let long = vec![b'n'; 65536];
+        let shown = for_message(&long);
+        assert!(shown.len() < 200, "{shown}");
+        assert!(shown.ends_with("(65537 bytes)"), "{shown}");
+        assert_eq!(for_message(b"usr/bin/ls"), "/usr/bin/ls");
     }
 
     #[test]

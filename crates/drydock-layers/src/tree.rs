@@ -495,6 +495,18 @@ impl<F> Tree<F> {
         }
     }
 
+    /// The entries directly in the directory `dir` (not following a symlink `dir` itself),
+    /// in byte order of names; empty for anything but a directory.
+    pub fn children(&self, dir: NodeId) -> Vec<(&[u8], NodeId)> {
+        match &self.nodes[dir.0 as usize].kind {
+            NodeKind::Dir(children) => children
+                .iter()
+                .map(|(name, &child)| (&name[..], child))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Every entry of the final filesystem with its normalised path, the root first, then
     /// depth first in byte order of names.
     pub fn entries(&self) -> Vec<(Vec<u8>, NodeId)> {

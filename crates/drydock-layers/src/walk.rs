@@ -239,6 +239,7 @@ fn read_entries<R: Read, H: ContentHook>(
             });
         }
         let records = pax_records(&mut entry);
+        check_pax_numbers(&records).map_err(|r| WalkError::bad(&entry.path_bytes(), r))?;
         let sparse = sparse::pax_sparse(&records).map_err(|r| {
             WalkError::bad(&entry.path_bytes(), format!("PAX sparse records: {r}"))
         })?;
@@ -249,7 +250,7 @@ fn read_entries<R: Read, H: ContentHook>(
             }) => name.clone(),
             _ => entry.path_bytes().into_owned(),
         };
-        last_path = path::display(&raw_path);
+        last_path = path::for_message(&raw_path);
         let entry_type = entry.header().entry_type();
         if entry_type.is_pax_global_extensions() {
             continue;
@@ -418,6 +419,36 @@ fn numeric(parsed: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
         Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
         other => other,
     }
+}
+
+/// PAX records Go's `archive/tar` parses as numbers, refused as it refuses them (`ErrHeader`):
+/// `size`, `uid` and `gid` as 64-bit integers (a size never negative), the times as seconds
+/// with an optional fraction. A reader that ignored them would see another file than docker.
+fn check_pax_numbers(records: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String> {
+    for (key, value) in records {
+        let text = std::str::from_utf8(value).unwrap_or("\u{fffd}");
+        let ok = match key.as_slice() {
+            b"size" => text.parse::<i64>().is_ok_and(|n| n >= 0),
+            b"uid" | b"gid" => text.parse::<i64>().is_ok(),
+            b"mtime" | b"atime" | b"ctime" => {
+                let (seconds, fraction) = text.split_once('.').unwrap_or((text, "0"));
+                let digits = seconds.strip_prefix('-').unwrap_or(seconds);
+                !digits.is_empty()
+                    && digits.bytes().all(|b| b.is_ascii_digit())
+                    && digits.len() <= 19
+                    && fraction.bytes().all(|b| b.is_ascii_digit())
+            }
+            _ => true,
+        };
+        if !ok {
+            return Err(format!(
+                "the PAX record `{}` is not a valid number: `{}`",
+                String::from_utf8_lossy(key),
+                path::printable(&value[..value.len().min(64)])
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The entry's PAX records (key, value), read once for every use.

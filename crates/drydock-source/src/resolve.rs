@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
@@ -686,23 +688,35 @@ fn describe_all(descriptor: &Descriptor, also: &[&Descriptor]) -> String {
     }
 }
 
-/// Every distinct digest among `descriptors`, once, with all its names.
+/// Every distinct digest among `descriptors`, once, with all its names, in order of first
+/// appearance (grouped by a map: an index may list a hundred thousand entries).
 fn describe_distinct(descriptors: &[&Descriptor]) -> Vec<String> {
-    let mut seen: Vec<&Descriptor> = Vec::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut groups: HashMap<String, Vec<&Descriptor>> = HashMap::new();
     for d in descriptors {
-        if !seen.iter().any(|s| s.digest() == d.digest()) {
-            seen.push(d);
+        let digest = d.digest().to_string();
+        let group = groups.entry(digest.clone()).or_default();
+        if group.is_empty() {
+            order.push(digest);
         }
+        group.push(d);
     }
-    seen.iter()
-        .map(|first| {
-            let same: Vec<&Descriptor> = descriptors
-                .iter()
-                .copied()
-                .filter(|d| d.digest() == first.digest())
-                .collect();
-            describe_all(first, &same)
+    order
+        .iter()
+        .filter_map(|digest| {
+            let group = groups.get(digest)?;
+            Some(describe_all(group[0], &group[1..]))
         })
+        .collect()
+}
+
+/// The first descriptor of each digest, in order.
+fn distinct_digests<'a>(candidates: &[&'a Descriptor]) -> Vec<&'a Descriptor> {
+    let mut seen = std::collections::HashSet::new();
+    candidates
+        .iter()
+        .copied()
+        .filter(|d| seen.insert(d.digest().to_string()))
         .collect()
 }
 
@@ -910,24 +924,15 @@ fn drop_artifacts<'a>(
     store: &dyn BlobStore,
     candidates: Vec<&'a Descriptor>,
 ) -> Vec<&'a Descriptor> {
-    if candidates.len() < 2 {
+    if distinct_digests(&candidates).len() < 2 {
         return candidates;
     }
-    let is_artifact = |d: &Descriptor| -> bool {
-        if !IMAGE_MANIFEST_TYPES.contains(&d.media_type().to_string().as_str()) {
-            return false;
-        }
-        let Ok(bytes) = read_verified(store, d) else {
-            return false;
-        };
-        serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| {
-                v.pointer("/config/mediaType")
-                    .and_then(|t| t.as_str())
-                    .map(str::to_owned)
-            })
-            .is_some_and(|t| !IMAGE_CONFIG_TYPES.contains(&t.as_str()))
+    // Each manifest is read once, however many entries name it.
+    let mut known: HashMap<String, bool> = HashMap::new();
+    let mut is_artifact = |d: &Descriptor| -> bool {
+        *known
+            .entry(d.digest().to_string())
+            .or_insert_with(|| manifest_is_artifact(store, d))
     };
     let kept: Vec<&Descriptor> = candidates
         .iter()
@@ -935,6 +940,24 @@ fn drop_artifacts<'a>(
         .filter(|d| !is_artifact(d))
         .collect();
     if kept.is_empty() { candidates } else { kept }
+}
+
+/// Whether an image-manifest entry's config is not an image config.
+fn manifest_is_artifact(store: &dyn BlobStore, d: &Descriptor) -> bool {
+    if !IMAGE_MANIFEST_TYPES.contains(&d.media_type().to_string().as_str()) {
+        return false;
+    }
+    let Ok(bytes) = read_verified(store, d) else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/config/mediaType")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned)
+        })
+        .is_some_and(|t| !IMAGE_CONFIG_TYPES.contains(&t.as_str()))
 }
 
 /// Picks one descriptor among image candidates: the only one whatever its platform (a
@@ -960,12 +983,7 @@ fn choose<'a>(
         _ => {}
     }
     // The same manifest listed twice (two tags) is one image.
-    let mut distinct: Vec<&Descriptor> = Vec::new();
-    for descriptor in candidates {
-        if !distinct.iter().any(|d| d.digest() == descriptor.digest()) {
-            distinct.push(descriptor);
-        }
-    }
+    let distinct = distinct_digests(candidates);
     if let [only] = distinct.as_slice() {
         return choose(&[*only], selector, origin);
     }

@@ -1,6 +1,6 @@
 //! `user.root` and `user.unknown`: who the container runs as.
 
-use crate::runtime::{Account, accounts, configured_user};
+use crate::runtime::{captured_in_part, Account, accounts, configured_user};
 use crate::{Check, Finding, ImageContext, Severity};
 
 #[derive(Debug)]
@@ -101,6 +101,27 @@ impl Check for Unknown {
                     path: Some(database.into()),
                     layer: None,
                     remediation: format!("Add an entry for {value} to {database} in the final stage, if the program needs one."),
+                });
+                continue;
+            }
+            if let Some(total) = captured_in_part(cx.tree, database) {
+                // Too big is not absent: what was not read is not known.
+                findings.push(Finding {
+                    program: None,
+                    id: self.id().into(),
+                    severity: Severity::Info,
+                    title: format!("{database} not examined whole"),
+                    message: format!(
+                        "Not examined whole: {database} is {total} bytes, over the {} MiB drydock reads, and {what} \
+                         {value} is not in the part read; whether the runtime finds it is not known.",
+                        drydock_facts::MAX_CAPTURE >> 20
+                    ),
+                    path: Some(database.into()),
+                    layer: None,
+                    remediation: format!(
+                        "A {database} this large is unusual: check that the build did not append to it in a loop; \
+                         or use a numeric USER such as 65532:65532."
+                    ),
                 });
                 continue;
             }
