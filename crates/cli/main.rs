@@ -51,7 +51,12 @@ fn init_logging(verbose: u8, quiet: bool) {
             use std::io::Write as _;
             let message = record.args().to_string();
             let level = buf.default_level_style(record.level());
-            write!(buf, "[{} {level}{}{level:#}", buf.timestamp(), record.level())?;
+            write!(
+                buf,
+                "[{} {level}{}{level:#}",
+                buf.timestamp(),
+                record.level()
+            )?;
             if with_target {
                 write!(buf, " {}", record.target())?;
             }

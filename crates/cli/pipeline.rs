@@ -7,11 +7,11 @@ use std::sync::Arc;
 use drydock_checks::{ImageContext, ImageTree, LayerInfo, LayerSecret, RuntimeConfig};
 use drydock_facts::secrets::redact;
 use drydock_facts::{FactsHook, FileFacts};
-use drydock_layers::{Change, Compression};
 use drydock_layers::{
     ApplyError, Efficiency, EfficiencySummary, ExpansionBudget, LayerWalk, Limits, WalkError,
     walk_layer_within,
 };
+use drydock_layers::{Change, Compression};
 use drydock_report::{Gate, ImageInfo, LayerReport, Policy, Report, ReportInput};
 use drydock_source::{
     BlobStore, ErrorClass, Image, ImageFormat, ImageSpec, Layer, Location, Opened, Selector,

@@ -23,6 +23,9 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("ld_cache", ld_cache),
     ("cert_bundle", cert_bundle),
     ("policy", policy),
+    ("go_build_info", go_build_info),
+    ("shell_command", shell_command),
+    ("ld_conf", ld_conf),
 ];
 
 /// Small limits, so that a bomb costs the fuzzer milliseconds.
@@ -179,4 +182,46 @@ pub fn policy(data: &[u8]) {
         .map(|c| (c.id(), c.severity()))
         .collect();
     let _ = drydock_report::Policy::parse(text, "fuzz.toml", &catalogue);
+}
+
+/// Go build information (`go version -m`'s data) from the bytes at its magic.
+pub fn go_build_info(data: &[u8]) {
+    let _ = drydock_facts::go_build_info(data);
+}
+
+/// A `sh -c` command (shell form, `#!` scripts' interpreter lines), judged for every shell.
+pub fn shell_command(data: &[u8]) {
+    drydock_checks::fuzzing::shell_command(&String::from_utf8_lossy(data));
+}
+
+/// `/etc/ld.so.conf` and two files of `/etc/ld.so.conf.d/` (the input split at `0xff`), which
+/// may include each other and themselves, read by the loader emulation.
+pub fn ld_conf(data: &[u8]) {
+    let mut parts = data.splitn(3, |b| *b == 0xff);
+    let files = [
+        "etc/ld.so.conf",
+        "etc/ld.so.conf.d/a.conf",
+        "etc/ld.so.conf.d/b.conf",
+    ];
+    let mut builder = tar::Builder::new(Vec::new());
+    for name in files {
+        let content = parts.next().unwrap_or_default();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        if builder.append_data(&mut header, name, content).is_err() {
+            return;
+        }
+    }
+    let Ok(tar) = builder.into_inner() else {
+        return;
+    };
+    let Ok(walk) = walk_layer(&tar[..], &FactsHook, &limits()) else {
+        return;
+    };
+    let mut tree = Tree::new();
+    if tree.apply(0, walk.changes).is_ok() {
+        let _ = drydock_checks::loader::Loader::new(&tree, &["LD_LIBRARY_PATH=/x:/y".to_owned()]);
+    }
 }

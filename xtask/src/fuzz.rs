@@ -1,5 +1,5 @@
-//! `cargo xtask fuzz [--minutes N] [TARGET…]`: runs every cargo-fuzz target of `fuzz/` (or the
-//! ones named) for N minutes each, from the seeds in `fuzz/seeds/`, keeps any crashing input
+//! `cargo xtask fuzz [--minutes N] [--jobs J] [TARGET…]`: runs every cargo-fuzz target of
+//! `fuzz/` (or the ones named) for N minutes each, J at a time, from the seeds in `fuzz/seeds/`, keeps any crashing input
 //! in `fuzz/regressions/<target>/` (the normal suite replays them), and records the runs
 //! (executions, coverage, crashes) in `docs/security.md`.
 //!
@@ -25,6 +25,9 @@ const TARGETS: &[&str] = &[
     "ld_cache",
     "cert_bundle",
     "policy",
+    "go_build_info",
+    "shell_command",
+    "ld_conf",
 ];
 
 const BEGIN: &str = "<!-- fuzz-runs:begin -->";
@@ -45,6 +48,7 @@ struct Run {
 
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let mut minutes = 10u64;
+    let mut jobs = 1usize;
     let mut wanted: Vec<String> = Vec::new();
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
@@ -56,9 +60,19 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
                     .parse()
                     .context("--minutes needs a number")?;
             }
+            "--jobs" => {
+                jobs = rest
+                    .next()
+                    .context("--jobs needs a number")?
+                    .parse()
+                    .context("--jobs needs a number")?;
+            }
             "--seeds" => return write_seeds(root),
             name if TARGETS.contains(&name) => wanted.push(name.to_owned()),
-            other => bail!("unknown argument `{other}`; targets: {}", TARGETS.join(", ")),
+            other => bail!(
+                "unknown argument `{other}`; targets: {}",
+                TARGETS.join(", ")
+            ),
         }
     }
     if wanted.is_empty() {
@@ -66,11 +80,40 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     }
     ensure_tools()?;
     write_seeds(root)?;
+    // Build every target first (one cargo at a time), then run `jobs` of them at once.
+    cmd::run(
+        Command::new("cargo")
+            .current_dir(root.join("fuzz"))
+            .args(["+nightly", "fuzz", "build"]),
+    )?;
+    let queue = std::sync::Mutex::new(wanted.clone());
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.pop());
+                    let Some(target) = next else { break };
+                    let run = fuzz_one(root, &target, minutes * 60);
+                    if let Ok(mut all) = results.lock() {
+                        all.push((target, run));
+                    }
+                }
+            });
+        }
+    });
     let mut runs = Vec::new();
-    for target in &wanted {
-        runs.push(fuzz_one(root, target, minutes * 60)?);
+    let mut outcomes = results.into_inner().unwrap_or_default();
+    outcomes.sort_by_key(|(target, _)| {
+        TARGETS
+            .iter()
+            .position(|t| t == target)
+            .unwrap_or(usize::MAX)
+    });
+    for (_, run) in outcomes {
+        runs.push(run?);
     }
-    let table = table(&runs, minutes);
+    let table = table(&runs, minutes, jobs);
     println!("{table}");
     record(root, &table)?;
     let crashed: Vec<&Run> = runs.iter().filter(|r| !r.crashes.is_empty()).collect();
@@ -111,7 +154,9 @@ fn fuzz_one(root: &Path, target: &str, seconds: u64) -> anyhow::Result<Run> {
     fs::create_dir_all(&corpus)?;
     let artifacts = root.join("target/fuzz-artifacts").join(target);
     fs::create_dir_all(&artifacts)?;
-    let log = root.join("target/fuzz-artifacts").join(format!("{target}.log"));
+    let log = root
+        .join("target/fuzz-artifacts")
+        .join(format!("{target}.log"));
     eprintln!("fuzzing {target} for {seconds} s (log: {})", log.display());
     let output = Command::new("cargo")
         .current_dir(&fuzz)
@@ -163,7 +208,11 @@ fn parse_stats(target: &str, stderr: &str) -> Run {
     };
     let number_after = |line: &str, key: &str| -> Option<u64> {
         let rest = line.split(key).nth(1)?;
-        rest.split_whitespace().next()?.trim_end_matches('/').parse().ok()
+        rest.split_whitespace()
+            .next()?
+            .trim_end_matches('/')
+            .parse()
+            .ok()
     };
     for line in stderr.lines() {
         if let Some(n) = number_after(line, "stat::number_of_executed_units:") {
@@ -181,14 +230,14 @@ fn parse_stats(target: &str, stderr: &str) -> Run {
     run
 }
 
-fn table(runs: &[Run], minutes: u64) -> String {
+fn table(runs: &[Run], minutes: u64, jobs: usize) -> String {
     let date = cmd::output(Command::new("date").args(["-u", "+%Y-%m-%d"]))
         .unwrap_or_default()
         .trim()
         .to_owned();
     let mut out = format!(
-        "Last run: {date}, `cargo xtask fuzz --minutes {minutes}` on this project's CI machine \
-         (2 cores), one target at a time.\n\n\
+        "Last run: {date}, `cargo xtask fuzz --minutes {minutes} --jobs {jobs}` on the project's \
+         machine (2 cores, {jobs} target(s) at a time).\n\n\
          | target | seconds | executions | coverage (edges) | features | corpus | peak RSS | crashes |\n\
          |---|---:|---:|---:|---:|---:|---:|---|\n"
     );
@@ -244,7 +293,10 @@ fn write_seeds(root: &Path) -> anyhow::Result<()> {
         ("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"),
         ("usr/local/bin/start", b"#!/bin/sh\nexec /app/server\n"),
         ("app/server", &elf[..]),
-        ("app/.env", b"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"),
+        (
+            "app/.env",
+            b"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+        ),
     ])?;
     put("layer_walk", "plain.tar", &layer)?;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -279,8 +331,13 @@ fn write_seeds(root: &Path) -> anyhow::Result<()> {
         "oci",
         &[&index[..], manifest, config].join(&0xffu8),
     )?;
-    let docker = br#"[{"Config":"config.json","RepoTags":["app:latest"],"Layers":["abc/layer.tar"]}]"#;
-    put("image_documents", "docker", &[&docker[..], config].join(&0xffu8))?;
+    let docker =
+        br#"[{"Config":"config.json","RepoTags":["app:latest"],"Layers":["abc/layer.tar"]}]"#;
+    put(
+        "image_documents",
+        "docker",
+        &[&docker[..], config].join(&0xffu8),
+    )?;
     // archive: a whole docker-archive with its members.
     let digest: String = Sha256::digest(&layer)
         .iter()
@@ -302,6 +359,48 @@ fn write_seeds(root: &Path) -> anyhow::Result<()> {
     }
     put("ld_cache", "empty", b"glibc-ld.so.cache1.1")?;
     put("cert_bundle", "two.pem", &pem)?;
+    // go_build_info: the build information of the zoo's Go programs, from their magic on.
+    if zoo.is_dir() {
+        for arch in ["go-amd64", "go-arm64", "go-386", "go-s390x"] {
+            let Ok(bytes) = fs::read(zoo.join(arch)) else {
+                continue;
+            };
+            let magic = b"\xff Go buildinf:";
+            if let Some(at) = bytes.windows(magic.len()).position(|w| w == magic) {
+                let end = (at + (16 << 10)).min(bytes.len());
+                put("go_build_info", arch, &bytes[at..end])?;
+            }
+        }
+    }
+    put("go_build_info", "empty", b"\xff Go buildinf:")?;
+    // shell_command: the shapes of runtime-faithful's shell fixtures.
+    for (name, script) in [
+        ("single", "/app/server --port 8080"),
+        ("list", "cd /tmp && exec /app/server"),
+        ("trap", "trap 'kill $PID' TERM; /app/server & PID=$!; wait"),
+        ("pipeline", "/app/server 2>&1 | tee /tmp/log"),
+        (
+            "compound",
+            "if [ -f /x ]; then /app/a; else /app/b; fi # done",
+        ),
+        (
+            "quoted",
+            "echo \"a; b\" '$(c)' $(date) `id` && /app/server \"$@\"",
+        ),
+    ] {
+        put("shell_command", name, script.as_bytes())?;
+    }
+    // ld_conf: Debian's include, a self-include and relative globs.
+    put(
+        "ld_conf",
+        "debian",
+        b"include /etc/ld.so.conf.d/*.conf\n\xff/usr/local/lib\n# comment\n\xff/opt/lib:/opt/lib64\n",
+    )?;
+    put(
+        "ld_conf",
+        "loops",
+        b"include ld.so.conf.d/[ab].conf\n\xffinclude /etc/ld.so.conf.d/*\n\xffinclude /etc/ld.so.conf\n",
+    )?;
     // policy: the example of docs/policy.md.
     let doc = fs::read_to_string(root.join("docs/policy.md"))?;
     let example = doc

@@ -12,7 +12,7 @@
 //!   a realistic image in every form, for `docs/benchmarks.md`.
 //! - `bench-memory`: peak memory of a scan against layer size, for `docs/benchmarks.md`.
 //! - `scores`: rewrites the table of fixture scores in `docs/scoring.md` from fresh scans.
-//! - `fuzz [--minutes N] [TARGET…]`: runs the cargo-fuzz targets (nightly), keeps crashing
+//! - `fuzz [--minutes N] [--jobs J] [TARGET…]`: runs the cargo-fuzz targets (nightly), keeps crashing
 //!   inputs as regression tests and records the runs in `docs/security.md`; `fuzz --seeds`
 //!   only rewrites `fuzz/seeds/`.
 
@@ -99,7 +99,7 @@ fn main() -> anyhow::Result<()> {
             scores::write(&root, &fixtures)
         }
         _ => bail!(
-            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | hostile | sample | test | bench | bench-memory | scores | fuzz [--minutes N] [TARGET…]>"
+            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | hostile | sample | test | bench | bench-memory | scores | fuzz [--minutes N] [--jobs J] [TARGET…]>"
         ),
     }
 }

@@ -25,6 +25,26 @@ pub use finding::{Finding, Severity};
 pub use ldcache::LdCache;
 pub use pages::page;
 
+/// Entry points for the fuzz targets (`fuzz/`), which reach parsers the public API only uses
+/// from inside a scan. Not a stable interface.
+#[doc(hidden)]
+pub mod fuzzing {
+    use drydock_facts::ShellKind;
+
+    /// A `sh -c` command line judged for each shell: whether the shell stays PID 1.
+    pub fn shell_command(text: &str) {
+        let script = crate::shell::Script::parse(text);
+        for shell in [
+            None,
+            Some(ShellKind::Dash),
+            Some(ShellKind::Bash),
+            Some(ShellKind::Busybox),
+        ] {
+            let _ = crate::shell::pid1(shell, &script);
+        }
+    }
+}
+
 /// Libraries whose presence (by `DT_NEEDED` name prefix) makes a program a TLS client.
 pub const TLS_LIBRARIES: &[&str] = &[
     "libssl.so",

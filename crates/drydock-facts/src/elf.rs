@@ -235,12 +235,7 @@ const EIO: &str = "input/output error";
 /// the file type, the program header entry size and table size (at most 64 KiB), the table
 /// within the file, then the first `PT_INTERP`: 2 to `PATH_MAX` bytes, within the file, ending
 /// in a NUL. The machine is `elf.wrong-architecture`'s business.
-fn exec_refusal(
-    h: &Header,
-    phdrs: &[Phdr],
-    sparse: &Sparse,
-    size: u64,
-) -> Option<ExecRefusal> {
+fn exec_refusal(h: &Header, phdrs: &[Phdr], sparse: &Sparse, size: u64) -> Option<ExecRefusal> {
     let refuse = |error, reason: String| Some(ExecRefusal { error, reason });
     if !matches!(h.e_type, header::ET_EXEC | header::ET_DYN) {
         let what = match h.e_type {
@@ -291,7 +286,11 @@ fn exec_refusal(
             ),
         );
     }
-    if interp.offset.checked_add(interp.filesz).is_none_or(|end| end > size) {
+    if interp
+        .offset
+        .checked_add(interp.filesz)
+        .is_none_or(|end| end > size)
+    {
         return refuse(
             EIO,
             format!(
@@ -1292,6 +1291,13 @@ fn uvarint(bytes: &[u8]) -> Option<(u64, usize)> {
 
 /// The Go 1.18+ build information: a 32-byte header (magic, pointer size, flags) followed,
 /// when flag bit 2 is set, by two varint-prefixed strings: the Go version and the module info.
+/// Go build information from the bytes at its magic (`\xff Go buildinf:`), as `go version -m`
+/// reads it; for the fuzz targets, which reach it without an ELF file around it.
+#[doc(hidden)]
+pub fn go_build_info(bytes: &[u8]) -> Option<GoBuildInfo> {
+    parse_go_buildinfo(bytes)
+}
+
 fn parse_go_buildinfo(bytes: &[u8]) -> Option<GoBuildInfo> {
     if bytes.len() < 32 || !bytes.starts_with(GO_BUILDINFO_MAGIC) {
         return None;

@@ -20,8 +20,8 @@ use drydock_layers::{ContentHook, EntryMeta};
 
 pub use certs::{CertBundle, parse_bundle};
 pub use elf::{
-    ElfClass, ElfFacts, ElfKind, ExecRefusal, GoBuildInfo, GoModule, Libc, NeededVersion, RustPackage, Sections,
-    VersionNeed, elf_facts, machine_name,
+    ElfClass, ElfFacts, ElfKind, ExecRefusal, GoBuildInfo, GoModule, Libc, NeededVersion,
+    RustPackage, Sections, VersionNeed, elf_facts, go_build_info, machine_name,
 };
 pub use secrets::SecretFacts;
 pub use shell::ShellKind;

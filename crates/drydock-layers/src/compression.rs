@@ -179,10 +179,16 @@ mod tests {
     #[test]
     fn non_archives_are_named_without_quoting_them() {
         assert_eq!(describe_content(b"PK\x03\x04rest"), "a ZIP file");
-        assert_eq!(describe_content(&[0xfd, b'7', b'z', b'X', b'Z', 0]), "xz-compressed");
+        assert_eq!(
+            describe_content(&[0xfd, b'7', b'z', b'X', b'Z', 0]),
+            "xz-compressed"
+        );
         assert_eq!(describe_content(b""), "an empty file");
         assert_eq!(describe_content(b"garbage\x1b[2J"), "not a tar archive");
-        assert_eq!(describe_content(b"  {\"a\": 1}"), "a JSON document, not an archive");
+        assert_eq!(
+            describe_content(b"  {\"a\": 1}"),
+            "a JSON document, not an archive"
+        );
         let mut header = tar::Header::new_gnu();
         header.set_path("a").unwrap();
         header.set_size(0);

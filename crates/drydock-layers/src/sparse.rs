@@ -38,7 +38,9 @@ pub(crate) fn pax_sparse(records: &[(Vec<u8>, Vec<u8>)]) -> Result<Option<PaxSpa
             .find(|(k, _)| k.as_slice() == key.as_bytes())
             .map(|(_, v)| v.as_slice())
     };
-    let major = get("GNU.sparse.major").map(|v| number(v, "GNU.sparse.major")).transpose()?;
+    let major = get("GNU.sparse.major")
+        .map(|v| number(v, "GNU.sparse.major"))
+        .transpose()?;
     let size = get("GNU.sparse.realsize")
         .map(|v| number(v, "GNU.sparse.realsize"))
         .or_else(|| get("GNU.sparse.size").map(|v| number(v, "GNU.sparse.size")))
@@ -137,7 +139,9 @@ pub(crate) fn validate(map: &[(u64, u64)], real_size: u64, stored: u64) -> Resul
             .checked_add(length)
             .ok_or("a sparse segment past the largest size")?;
         if offset < end || segment_end > real_size {
-            return Err("sparse segments out of order, overlapping, or past the file's size".into());
+            return Err(
+                "sparse segments out of order, overlapping, or past the file's size".into(),
+            );
         }
         end = segment_end;
         total = total.saturating_add(length);
@@ -264,6 +268,12 @@ mod tests {
         .unwrap();
         assert_eq!(v00.map, Some(vec![(0, 4)]));
         assert_eq!(pax_sparse(&records(&[("path", "x")])).unwrap(), None);
-        assert!(pax_sparse(&records(&[("GNU.sparse.major", "2"), ("GNU.sparse.size", "1")])).is_err());
+        assert!(
+            pax_sparse(&records(&[
+                ("GNU.sparse.major", "2"),
+                ("GNU.sparse.size", "1")
+            ]))
+            .is_err()
+        );
     }
 }

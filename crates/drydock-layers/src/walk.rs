@@ -240,9 +240,8 @@ fn read_entries<R: Read, H: ContentHook>(
         }
         let records = pax_records(&mut entry);
         check_pax_numbers(&records).map_err(|r| WalkError::bad(&entry.path_bytes(), r))?;
-        let sparse = sparse::pax_sparse(&records).map_err(|r| {
-            WalkError::bad(&entry.path_bytes(), format!("PAX sparse records: {r}"))
-        })?;
+        let sparse = sparse::pax_sparse(&records)
+            .map_err(|r| WalkError::bad(&entry.path_bytes(), format!("PAX sparse records: {r}")))?;
         // A PAX sparse file's entry is named `GNUSparseFile.N/…`; its real name is a record.
         let raw_path = match &sparse {
             Some(sparse::PaxSparse {
@@ -331,14 +330,15 @@ fn read_entries<R: Read, H: ContentHook>(
                             .map_err(read_error)?;
                     }
                     Some(sparse) => {
-                        let bad = |r: String| WalkError::bad(&raw_path, format!("sparse file: {r}"));
+                        let bad =
+                            |r: String| WalkError::bad(&raw_path, format!("sparse file: {r}"));
                         let (map, map_bytes) = match sparse.map {
                             Some(map) => (map, 0),
                             None => sparse::read_map(&mut entry).map_err(bad)?,
                         };
-                        let data = size.checked_sub(map_bytes).ok_or_else(|| {
-                            bad("the map is longer than the entry".into())
-                        })?;
+                        let data = size
+                            .checked_sub(map_bytes)
+                            .ok_or_else(|| bad("the map is longer than the entry".into()))?;
                         sparse::validate(&map, sparse.real_size, data).map_err(bad)?;
                         meta.size = sparse.real_size;
                         let mut content =

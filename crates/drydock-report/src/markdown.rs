@@ -21,7 +21,9 @@ fn escape(text: &str) -> String {
             ':' if chars.peek() == Some(&'/') => out.push_str("\\:"),
             '.' if out.ends_with("www") => out.push_str("\\."),
             '\n' | '\r' | '\t' => out.push(' '),
-            c => out.push_str(&drydock_layers::path::printable_str(c.encode_utf8(&mut [0; 4]))),
+            c => out.push_str(&drydock_layers::path::printable_str(
+                c.encode_utf8(&mut [0; 4]),
+            )),
         }
     }
     out

@@ -300,7 +300,10 @@ impl SkopeoDirStore {
         let media_type = serde_json::from_slice::<serde_json::Value>(&manifest)
             .ok()
             .and_then(|v| {
-                let explicit = v.get("mediaType").and_then(|m| m.as_str()).map(str::to_owned);
+                let explicit = v
+                    .get("mediaType")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned);
                 explicit.or_else(|| {
                     v.get("manifests")
                         .map(|_| "application/vnd.oci.image.index.v1+json".to_owned())
@@ -597,20 +600,15 @@ pub fn stream_archive(
             Err(e) if members.is_empty() && ExpansionBudget::exceeded(&e).is_none() => {
                 return Err(SourceError::NotAnImage {
                     path: origin.clone(),
-                    reason: format!(
-                        "its content is not a tar archive ({})",
-                        printable_error(e)
-                    ),
+                    reason: format!("its content is not a tar archive ({})", printable_error(e)),
                 });
             }
             Err(e) => {
                 return Err(match bounds.judge(&e, position.get()) {
-                    StreamEnd::InsideData | StreamEnd::InsideHeader => {
-                        SourceError::invalid(
-                            origin.display().to_string(),
-                            "the archive is truncated (it ends inside a member or a header)",
-                        )
-                    }
+                    StreamEnd::InsideData | StreamEnd::InsideHeader => SourceError::invalid(
+                        origin.display().to_string(),
+                        "the archive is truncated (it ends inside a member or a header)",
+                    ),
                     _ => not_tar(e),
                 });
             }

@@ -86,7 +86,9 @@ impl Check for Missing {
             )];
         };
         match find_program(cx, program) {
-            None if program.contains('/') && let Some((message, fix)) = not_runnable(cx, program) => {
+            None if program.contains('/')
+                && let Some((message, fix)) = not_runnable(cx, program) =>
+            {
                 vec![finding(message, Some(program.clone()), fix)]
             }
             None => vec![finding(
@@ -180,8 +182,13 @@ enum Chain {
     /// Ends at a program that is not a script (an ELF file, or something the kernel refuses
     /// on its own grounds).
     Ends,
-    Missing { interpreter: String, via: Vec<String> },
-    TooDeep { via: Vec<String> },
+    Missing {
+        interpreter: String,
+        via: Vec<String>,
+    },
+    TooDeep {
+        via: Vec<String>,
+    },
 }
 
 fn follow_shebangs(cx: &ImageContext<'_>, first_interpreter: &str) -> Chain {

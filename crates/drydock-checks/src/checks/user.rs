@@ -1,6 +1,6 @@
 //! `user.root` and `user.unknown`: who the container runs as.
 
-use crate::runtime::{captured_in_part, Account, accounts, configured_user};
+use crate::runtime::{Account, accounts, captured_in_part, configured_user};
 use crate::{Check, Finding, ImageContext, Severity};
 
 #[derive(Debug)]
