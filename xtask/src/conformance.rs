@@ -15,11 +15,10 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 
 use crate::cmd::run;
 use crate::fixtures::{Builder, skopeo_copy};
@@ -90,51 +89,8 @@ struct Facts {
     platform: String,
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", sha256_hex(bytes))
-}
-
 fn hex(digest: &str) -> &str {
     digest.trim_start_matches("sha256:")
-}
-
-fn gzip(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(bytes)?;
-    Ok(encoder.finish()?)
-}
-
-/// Pipes `bytes` through a Debian compressor (`xz`, `bzip2`, `zstd`).
-fn compress_with(program: &str, args: &[&str], bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {program}"))?;
-    let mut stdin = child.stdin.take().context("stdin")?;
-    let input = bytes.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let mut out = Vec::new();
-    child
-        .stdout
-        .take()
-        .context("stdout")?
-        .read_to_end(&mut out)?;
-    writer
-        .join()
-        .map_err(|_| anyhow::anyhow!("{program}: writer thread"))??;
-    if !child.wait()?.success() {
-        bail!("{program} failed");
-    }
-    Ok(out)
 }
 
 /// A small real file of this machine, or `fallback` where it is absent.
@@ -287,8 +243,8 @@ impl Layer {
     fn gzip(entries: &[Entry]) -> anyhow::Result<Self> {
         let plain = tar(entries)?;
         Ok(Self {
-            diff_id: digest(&plain),
-            blob: gzip(&plain)?,
+            diff_id: crate::blob::digest(&plain),
+            blob: crate::blob::gzip(&plain, flate2::Compression::default())?,
             media_type: OCI_LAYER_GZIP.into(),
             annotations: None,
         })
@@ -301,7 +257,7 @@ impl Layer {
     /// An uncompressed layer of exactly these bytes.
     fn raw(bytes: Vec<u8>) -> anyhow::Result<Self> {
         Ok(Self {
-            diff_id: digest(&bytes),
+            diff_id: crate::blob::digest(&bytes),
             blob: bytes,
             media_type: OCI_LAYER.into(),
             annotations: None,
@@ -311,8 +267,8 @@ impl Layer {
     fn zstd(entries: &[Entry]) -> anyhow::Result<Self> {
         let plain = tar(entries)?;
         Ok(Self {
-            diff_id: digest(&plain),
-            blob: compress_with("zstd", &["-q", "-c"], &plain)?,
+            diff_id: crate::blob::digest(&plain),
+            blob: crate::blob::pipe_through("zstd", &["-q", "-c"], &plain)?,
             media_type: OCI_LAYER_ZSTD.into(),
             annotations: None,
         })
@@ -421,7 +377,7 @@ impl Layout {
     }
 
     fn put(&self, bytes: &[u8]) -> anyhow::Result<String> {
-        let digest = digest(bytes);
+        let digest = crate::blob::digest(bytes);
         fs::write(self.dir.join("blobs/sha256").join(hex(&digest)), bytes)?;
         Ok(digest)
     }
@@ -469,7 +425,7 @@ impl Layout {
             descriptor["artifactType"] = json!(artifact_type);
         }
         let facts = Facts {
-            config_digest: digest(&config),
+            config_digest: crate::blob::digest(&config),
             manifest_digest: descriptor["digest"].as_str().map(str::to_owned),
             diff_ids,
             platform: image.platform.to_owned(),
@@ -560,7 +516,7 @@ struct Parts {
 
 impl Parts {
     fn new(platform: &str, layers: Vec<Vec<u8>>) -> anyhow::Result<Self> {
-        let diff_ids: Vec<String> = layers.iter().map(|l| digest(l)).collect();
+        let diff_ids: Vec<String> = layers.iter().map(|l| crate::blob::digest(l)).collect();
         let created_by: Vec<String> = (0..layers.len())
             .map(|i| format!("COPY layer-{i} /"))
             .collect();
@@ -577,9 +533,9 @@ impl Parts {
 
     fn facts(&self) -> Facts {
         Facts {
-            config_digest: digest(&self.config),
+            config_digest: crate::blob::digest(&self.config),
             manifest_digest: None,
-            diff_ids: self.layers.iter().map(|l| digest(l)).collect(),
+            diff_ids: self.layers.iter().map(|l| crate::blob::digest(l)).collect(),
             platform: "linux/amd64".into(),
         }
     }
@@ -587,11 +543,11 @@ impl Parts {
     /// Members as `docker save` (before Docker 25) and skopeo write them: `<hex>.json` and
     /// `<hex>/layer.tar`; returns the members and the manifest.json entry.
     fn legacy_members(&self, tags: &[&str]) -> (Vec<Entry>, Value) {
-        let config_name = format!("{}.json", sha256_hex(&self.config));
+        let config_name = format!("{}.json", crate::blob::sha256_hex(&self.config));
         let mut entries = vec![file(&config_name, self.config.clone())];
         let mut names = Vec::new();
         for layer in &self.layers {
-            let id = sha256_hex(layer);
+            let id = crate::blob::sha256_hex(layer);
             entries.push(dir_entry(&format!("{id}/")));
             entries.push(file(&format!("{id}/layer.tar"), layer.clone()));
             names.push(format!("{id}/layer.tar"));
@@ -670,18 +626,21 @@ fn base_image(dir: &Path, expect: &mut Expect) -> anyhow::Result<PathBuf> {
 fn compressed_archives(dir: &Path) -> anyhow::Result<()> {
     let base = dir.join("base");
     let plain = fs::read(base.join("docker.tar"))?;
-    fs::write(base.join("docker.tar.gz"), gzip(&plain)?)?;
+    fs::write(
+        base.join("docker.tar.gz"),
+        crate::blob::gzip(&plain, flate2::Compression::default())?,
+    )?;
     fs::write(
         base.join("docker.tar.bz2"),
-        compress_with("bzip2", &["-c"], &plain)?,
+        crate::blob::pipe_through("bzip2", &["-c"], &plain)?,
     )?;
     fs::write(
         base.join("docker.tar.xz"),
-        compress_with("xz", &["-c", "-T1"], &plain)?,
+        crate::blob::pipe_through("xz", &["-c", "-T1"], &plain)?,
     )?;
     fs::write(
         base.join("docker.tar.zst"),
-        compress_with("zstd", &["-q", "-c"], &plain)?,
+        crate::blob::pipe_through("zstd", &["-q", "-c"], &plain)?,
     )?;
     Ok(())
 }
@@ -746,7 +705,7 @@ fn skopeo_dir(dir: &Path, layout: &Path, expect: &mut Expect) -> anyhow::Result<
         "skopeo-dir/s2",
         &Facts {
             config_digest,
-            manifest_digest: Some(digest(&fs::read(s2.join("manifest.json"))?)),
+            manifest_digest: Some(crate::blob::digest(&fs::read(s2.join("manifest.json"))?)),
             diff_ids: config["rootfs"]["diff_ids"]
                 .as_array()
                 .context("diff_ids")?
@@ -761,9 +720,9 @@ fn skopeo_dir(dir: &Path, layout: &Path, expect: &mut Expect) -> anyhow::Result<
     let s1 = out.join("s1");
     fs::create_dir_all(&s1)?;
     let layer = tar(&[file("issue", host_file("/etc/issue", "Debian\n"))])?;
-    let layer_digest = digest(&layer);
+    let layer_digest = crate::blob::digest(&layer);
     fs::write(s1.join(hex(&layer_digest)), &layer)?;
-    let v1 = json!({"id": sha256_hex(b"s1"), "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]}});
+    let v1 = json!({"id": crate::blob::sha256_hex(b"s1"), "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]}});
     let manifest = json!({
         "schemaVersion": 1,
         "name": "conformance/s1",
@@ -920,15 +879,15 @@ fn estargz(entries: &[Entry]) -> anyhow::Result<Layer> {
         };
         toc_entries.push(json!({"name": name, "type": kind, "size": size, "offset": blob.len()}));
         plain.extend_from_slice(&bytes);
-        blob.extend(gzip(&bytes)?);
+        blob.extend(crate::blob::gzip(&bytes, flate2::Compression::default())?);
     }
     let toc = serde_json::to_vec(&json!({"version": 1, "entries": toc_entries}))?;
     let toc_offset = blob.len();
     let mut last = member(&file("stargz.index.json", toc))?;
     last.extend_from_slice(&[0u8; 1024]);
     plain.extend_from_slice(&last);
-    let toc_member = gzip(&last)?;
-    let toc_digest = digest(&toc_member);
+    let toc_member = crate::blob::gzip(&last, flate2::Compression::default())?;
+    let toc_digest = crate::blob::digest(&toc_member);
     blob.extend(toc_member);
     let mut extra = b"SG".to_vec();
     extra.extend_from_slice(&22u16.to_le_bytes());
@@ -939,7 +898,7 @@ fn estargz(entries: &[Entry]) -> anyhow::Result<Layer> {
     footer.write_all(b"")?;
     blob.extend(footer.finish()?);
     Ok(Layer {
-        diff_id: digest(&plain),
+        diff_id: crate::blob::digest(&plain),
         blob,
         media_type: OCI_LAYER_GZIP.into(),
         annotations: Some(json!({
@@ -997,12 +956,12 @@ fn hand_docker_archives(dir: &Path, expect: &mut Expect) -> anyhow::Result<()> {
             tar(&[file("app/kaniko.txt", "built by kaniko\n")])?,
         ],
     )?;
-    let config_name = digest(&parts.config);
+    let config_name = crate::blob::digest(&parts.config);
     let mut entries = vec![file(&config_name, parts.config.clone())];
     let mut names = Vec::new();
     for layer in &parts.layers {
-        let compressed = gzip(layer)?;
-        let name = format!("{}.tar.gz", sha256_hex(&compressed));
+        let compressed = crate::blob::gzip(layer, flate2::Compression::default())?;
+        let name = format!("{}.tar.gz", crate::blob::sha256_hex(&compressed));
         entries.push(file(&name, compressed));
         names.push(name);
     }
@@ -1015,12 +974,12 @@ fn hand_docker_archives(dir: &Path, expect: &mut Expect) -> anyhow::Result<()> {
 
     // Config members named like a digest that is not their content's.
     let parts = Parts::small("misnamed")?;
-    let wrong = sha256_hex(b"not the config");
+    let wrong = crate::blob::sha256_hex(b"not the config");
     for (file_name, config_name) in [
         ("config-misnamed-hex.tar", format!("{wrong}.json")),
         ("config-misnamed-sha256.tar", format!("sha256:{wrong}")),
     ] {
-        let layer_name = format!("{}/layer.tar", sha256_hex(&parts.layers[0]));
+        let layer_name = format!("{}/layer.tar", crate::blob::sha256_hex(&parts.layers[0]));
         let entries = vec![
             file(&config_name, parts.config.clone()),
             file(&layer_name, parts.layers[0].clone()),
@@ -1076,9 +1035,9 @@ fn hand_docker_archives(dir: &Path, expect: &mut Expect) -> anyhow::Result<()> {
     // go-containerregistry's test_link: the second layer member is a symlink to the first's.
     let layer = tar(&etc_files("link"))?;
     let parts = Parts::new("linux/amd64", vec![layer.clone(), layer.clone()])?;
-    let config_name = format!("{}.json", sha256_hex(&parts.config));
-    let first = sha256_hex(b"link-layer-0");
-    let second = sha256_hex(b"link-layer-1");
+    let config_name = format!("{}.json", crate::blob::sha256_hex(&parts.config));
+    let first = crate::blob::sha256_hex(b"link-layer-0");
+    let second = crate::blob::sha256_hex(b"link-layer-1");
     let entries = vec![
         file(&config_name, parts.config.clone()),
         dir_entry(&format!("{first}/")),
@@ -1127,7 +1086,7 @@ fn hand_docker_archives(dir: &Path, expect: &mut Expect) -> anyhow::Result<()> {
     )?;
     fs::write(
         out.join("two-images.tar.xz"),
-        compress_with("xz", &["-c", "-T1"], &fs::read(&two_images)?)?,
+        crate::blob::pipe_through("xz", &["-c", "-T1"], &fs::read(&two_images)?)?,
     )?;
     fs::remove_file(&two_images)?;
     expect.add("docker/two-images/empty", &empty.facts());
@@ -1135,17 +1094,17 @@ fn hand_docker_archives(dir: &Path, expect: &mut Expect) -> anyhow::Result<()> {
 
     // Config rootfs.diff_ids empty, one layer; one diff_id, no layer.
     let layer = tar(&etc_files("diff-ids"))?;
-    let layer_name = format!("{}/layer.tar", sha256_hex(&layer));
+    let layer_name = format!("{}/layer.tar", crate::blob::sha256_hex(&layer));
     for (file_name, diff_ids, layers) in [
         ("diff-ids-empty.tar", vec![], vec![layer_name.clone()]),
         (
             "diff-ids-more-than-layers.tar",
-            vec![digest(&layer)],
+            vec![crate::blob::digest(&layer)],
             vec![],
         ),
     ] {
         let config = serde_json::to_vec(&config_json("linux/amd64", &diff_ids, &[]))?;
-        let config_name = format!("{}.json", sha256_hex(&config));
+        let config_name = format!("{}.json", crate::blob::sha256_hex(&config));
         let mut entries = vec![file(&config_name, config)];
         if !layers.is_empty() {
             entries.push(file(&layer_name, layer.clone()));
@@ -1168,7 +1127,7 @@ fn hand_docker_archives(dir: &Path, expect: &mut Expect) -> anyhow::Result<()> {
 
     // Before Docker 1.10: `repositories`, `<id>/json`, `<id>/layer.tar`, no manifest.json.
     let layer = tar(&etc_files("legacy"))?;
-    let id = sha256_hex(b"legacy-image");
+    let id = crate::blob::sha256_hex(b"legacy-image");
     let v1 = json!({"id": id, "created": "2016-01-01T00:00:00Z", "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]}});
     fs::write(
         out.join("legacy-v1.tar"),
@@ -1230,7 +1189,7 @@ fn layer_endings(dir: &Path, expect: &mut Expect) -> anyhow::Result<()> {
         ("in-padding", Layer::raw(in_padding)?),
         ("unpadded-gzip", {
             let mut l = Layer::raw(unpadded)?;
-            l.blob = gzip(&l.blob)?;
+            l.blob = crate::blob::gzip(&l.blob, flate2::Compression::default())?;
             l.media(OCI_LAYER_GZIP)
         }),
         ("truncated-data", Layer::raw(truncated_data)?),
@@ -1290,7 +1249,7 @@ fn oci_shapes(dir: &Path, expect: &mut Expect) -> anyhow::Result<()> {
     fs::remove_dir_all(layout.dir.join("blobs"))?;
     layout.top(&[json!({
         "mediaType": "application/vnd.oci.descriptor.v1+json",
-        "digest": digest(b"a descriptor"),
+        "digest": crate::blob::digest(b"a descriptor"),
         "size": 12,
     })])?;
 
@@ -1299,7 +1258,7 @@ fn oci_shapes(dir: &Path, expect: &mut Expect) -> anyhow::Result<()> {
     fs::remove_dir_all(layout.dir.join("blobs"))?;
     layout.top(&[json!({
         "mediaType": OCI_MANIFEST,
-        "digest": digest(b"a manifest that is not here"),
+        "digest": crate::blob::digest(b"a manifest that is not here"),
         "size": 496,
         "annotations": {REF_NAME: "v0.1.1"},
     })])?;
@@ -1338,7 +1297,7 @@ fn oci_shapes(dir: &Path, expect: &mut Expect) -> anyhow::Result<()> {
     expect.add("oci/name-lookups:d", &fd);
     let invalid = json!({
         "mediaType": "application/x-completely-unknown",
-        "digest": digest(b"eeee"),
+        "digest": crate::blob::digest(b"eeee"),
         "size": 5,
     });
     layout.top(&[
@@ -1503,10 +1462,13 @@ fn artifacts(dir: &Path, expect: &mut Expect) -> anyhow::Result<()> {
     let (a1, _) = layout.image(&empty)?;
     // A Helm chart: its config is the chart's metadata.
     let chart = Layer {
-        blob: gzip(&tar(&[file(
-            "conformance/Chart.yaml",
-            "apiVersion: v2\nname: conformance\nversion: 0.1.0\n",
-        )])?)?,
+        blob: crate::blob::gzip(
+            &tar(&[file(
+                "conformance/Chart.yaml",
+                "apiVersion: v2\nname: conformance\nversion: 0.1.0\n",
+            )])?,
+            flate2::Compression::default(),
+        )?,
         diff_id: String::new(),
         media_type: "application/vnd.cncf.helm.chart.content.v1.tar+gzip".into(),
         annotations: None,
@@ -1529,7 +1491,7 @@ fn artifacts(dir: &Path, expect: &mut Expect) -> anyhow::Result<()> {
 
     // An index whose child is itself: stored under the digest it claims to have, which is
     // not its own (a true cycle cannot be content-addressed).
-    let claimed = digest(b"the looping index");
+    let claimed = crate::blob::digest(b"the looping index");
     let looping = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Context;
-use sha2::{Digest as _, Sha256};
 
 use crate::cmd::run;
 
@@ -1495,7 +1494,7 @@ fn platforms(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
         "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": manifests,
     }))?;
-    let digest = sha256_hex(&nested);
+    let digest = crate::blob::sha256_hex(&nested);
     fs::write(layout.join("blobs/sha256").join(&digest), &nested)?;
     let top = serde_json::json!({
         "schemaVersion": 2,
@@ -1511,13 +1510,6 @@ fn platforms(out: &Path, bins: &Binaries) -> anyhow::Result<()> {
     fs::remove_dir_all(dir.join("amd64"))?;
     fs::remove_dir_all(dir.join("arm64"))?;
     Ok(())
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// The archive `docker save` writes since Docker 25 (and `ctr export`): an OCI layout with a

@@ -305,7 +305,7 @@ fn write_seeds(root: &Path) -> anyhow::Result<()> {
     put(
         "layer_walk",
         "zstd.tar.zst",
-        &cmd_stdin("zstd", &["-q", "-c"], &layer)?,
+        &crate::blob::pipe_through("zstd", &["-q", "-c"], &layer)?,
     )?;
     // elf_facts: the zoo's smaller files, many machines and shapes.
     let zoo = root.join("target/fixtures/elf-zoo/files");
@@ -448,23 +448,4 @@ fn tar_of(entries: &[(&str, &[u8])]) -> anyhow::Result<Vec<u8>> {
         builder.append_data(&mut header, name, *data)?;
     }
     Ok(builder.into_inner()?)
-}
-
-fn cmd_stdin(program: &str, args: &[&str], input: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {program}"))?;
-    child
-        .stdin
-        .take()
-        .context("the child's input")?
-        .write_all(input)?;
-    let output = child.wait_with_output()?;
-    if !output.status.success() {
-        bail!("{program} failed");
-    }
-    Ok(output.stdout)
 }

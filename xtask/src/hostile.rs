@@ -13,11 +13,11 @@
 //! each.
 
 use std::fs;
-use std::io::{self, BufWriter, Read as _, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
@@ -166,49 +166,6 @@ impl Case {
 }
 
 // ---- bytes ---------------------------------------------------------------------------------
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", sha256_hex(bytes))
-}
-
-fn gzip(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    encoder.write_all(bytes)?;
-    Ok(encoder.finish()?)
-}
-
-/// Pipes `bytes` through a Debian compressor (`xz`, `bzip2`, `zstd`).
-fn compress_with(program: &str, args: &[&str], bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {program}"))?;
-    let mut stdin = child.stdin.take().context("stdin")?;
-    let input = bytes.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let mut out = Vec::new();
-    child
-        .stdout
-        .take()
-        .context("stdout")?
-        .read_to_end(&mut out)?;
-    writer
-        .join()
-        .map_err(|_| anyhow::anyhow!("{program}: writer thread"))??;
-    if !child.wait()?.success() {
-        bail!("{program} failed");
-    }
-    Ok(out)
-}
 
 /// A writer that hashes and counts what goes through it.
 struct Hashing<W> {
@@ -515,7 +472,7 @@ impl Layout {
     }
 
     fn put(&self, bytes: &[u8]) -> anyhow::Result<String> {
-        let digest = digest(bytes);
+        let digest = crate::blob::digest(bytes);
         fs::write(self.blob_path(&digest), bytes)?;
         Ok(digest)
     }
@@ -542,7 +499,11 @@ impl Layout {
 
     fn layer(&self, entries: &[Ent]) -> anyhow::Result<Blob> {
         let plain = tar(entries)?;
-        self.layer_bytes(&gzip(&plain)?, &digest(&plain), LAYER_GZIP)
+        self.layer_bytes(
+            &crate::blob::gzip(&plain, flate2::Compression::best())?,
+            &crate::blob::digest(&plain),
+            LAYER_GZIP,
+        )
     }
 
     fn layer_bytes(&self, blob: &[u8], diff_id: &str, media_type: &str) -> anyhow::Result<Blob> {
@@ -803,16 +764,20 @@ fn bombs(cases: &mut Cases) -> anyhow::Result<()> {
     // 64 chunks of 64 MiB: 4 GiB, twice what the allowance lets through.
     let repeat = 64;
     let streams: Vec<(&str, Vec<u8>, Vec<u8>)> = vec![
-        ("gzip", gzip(&head)?, gzip(&chunk)?),
+        (
+            "gzip",
+            crate::blob::gzip(&head, flate2::Compression::best())?,
+            crate::blob::gzip(&chunk, flate2::Compression::best())?,
+        ),
         (
             "bzip2",
-            compress_with("bzip2", &["-9", "-c"], &head)?,
-            compress_with("bzip2", &["-9", "-c"], &chunk)?,
+            crate::blob::pipe_through("bzip2", &["-9", "-c"], &head)?,
+            crate::blob::pipe_through("bzip2", &["-9", "-c"], &chunk)?,
         ),
         (
             "xz",
-            compress_with("xz", &["-0", "-c"], &head)?,
-            compress_with("xz", &["-0", "-c"], &chunk)?,
+            crate::blob::pipe_through("xz", &["-0", "-c"], &head)?,
+            crate::blob::pipe_through("xz", &["-0", "-c"], &chunk)?,
         ),
     ];
     for (name, first, rest) in &streams {
@@ -827,7 +792,8 @@ fn bombs(cases: &mut Cases) -> anyhow::Result<()> {
         } else {
             LAYER_TAR
         };
-        let layer = layout.layer_bytes(&blob, &digest(b"never reached"), media_type)?;
+        let layer =
+            layout.layer_bytes(&blob, &crate::blob::digest(b"never reached"), media_type)?;
         layout.image(
             std::slice::from_ref(&layer),
             &config(std::slice::from_ref(&layer)),
@@ -845,7 +811,7 @@ fn bombs(cases: &mut Cases) -> anyhow::Result<()> {
         digest: blob_digest,
         size,
         media_type: LAYER_ZSTD.into(),
-        diff_id: digest(b"never reached"),
+        diff_id: crate::blob::digest(b"never reached"),
     };
     layout.image(
         std::slice::from_ref(&layer),
@@ -861,15 +827,19 @@ fn bombs(cases: &mut Cases) -> anyhow::Result<()> {
     let mut prefix = inner_head.to_vec();
     prefix.extend_from_slice(&head);
     let archive_streams: Vec<(&str, Vec<u8>, Vec<u8>)> = vec![
-        ("gz", gzip(&prefix)?, streams[0].2.clone()),
+        (
+            "gz",
+            crate::blob::gzip(&prefix, flate2::Compression::best())?,
+            streams[0].2.clone(),
+        ),
         (
             "bz2",
-            compress_with("bzip2", &["-9", "-c"], &prefix)?,
+            crate::blob::pipe_through("bzip2", &["-9", "-c"], &prefix)?,
             streams[1].2.clone(),
         ),
         (
             "xz",
-            compress_with("xz", &["-0", "-c"], &prefix)?,
+            crate::blob::pipe_through("xz", &["-0", "-c"], &prefix)?,
             streams[2].2.clone(),
         ),
     ];
@@ -1074,7 +1044,7 @@ fn escapes(cases: &mut Cases) -> anyhow::Result<()> {
     let path = cases.dir.join(CLASS).join("docker-archive.tar");
     let layer_tar = tar(&with_base(vec![], Some(elf(None))))?;
     let mut cfg = config(&[]);
-    cfg["rootfs"]["diff_ids"] = json!([digest(&layer_tar)]);
+    cfg["rootfs"]["diff_ids"] = json!([crate::blob::digest(&layer_tar)]);
     cfg["history"] = json!([{"created_by": EVIL}]);
     let cfg = serde_json::to_vec(&cfg)?;
     let manifest = serde_json::to_vec(&json!([{
@@ -1374,7 +1344,11 @@ fn sparse(cases: &mut Cases) -> anyhow::Result<()> {
         let path = cases.image_dir(CLASS, name);
         let layout = Layout::new(&path)?;
         let base = layout.layer(&with_base(vec![], Some(elf(None))))?;
-        let layer = layout.layer_bytes(&gzip(&plain)?, &digest(&plain), LAYER_GZIP)?;
+        let layer = layout.layer_bytes(
+            &crate::blob::gzip(&plain, flate2::Compression::best())?,
+            &crate::blob::digest(&plain),
+            LAYER_GZIP,
+        )?;
         let layers = [base, layer];
         layout.image(&layers, &config(&layers))?;
         if name == "pax" {
@@ -1800,7 +1774,7 @@ fn documents(cases: &mut Cases) -> anyhow::Result<()> {
             "config-extra-diff-id",
             Box::new(|c: &mut Value| {
                 if let Some(ids) = c["rootfs"]["diff_ids"].as_array_mut() {
-                    ids.push(json!(digest(b"more")));
+                    ids.push(json!(crate::blob::digest(b"more")));
                 }
             }),
             &["diff_ids"],
@@ -1812,7 +1786,9 @@ fn documents(cases: &mut Cases) -> anyhow::Result<()> {
         ),
         (
             "config-wrong-diff-id",
-            Box::new(|c: &mut Value| c["rootfs"]["diff_ids"][0] = json!(digest(b"lie"))),
+            Box::new(|c: &mut Value| {
+                c["rootfs"]["diff_ids"][0] = json!(crate::blob::digest(b"lie"))
+            }),
             &["diff_id"],
         ),
         (
@@ -2037,7 +2013,7 @@ fn documents(cases: &mut Cases) -> anyhow::Result<()> {
     let path = dir.join("self-index");
     let layout = Layout::new(&path)?;
     // A blob that lists itself: stored under a digest it claims, which cannot be its own.
-    let claimed = digest(b"self");
+    let claimed = crate::blob::digest(b"self");
     let bytes = serde_json::to_vec(&json!({
         "schemaVersion": 2, "mediaType": OCI_INDEX,
         "manifests": [{"mediaType": OCI_INDEX, "digest": claimed, "size": 0}],
@@ -2054,7 +2030,7 @@ fn documents(cases: &mut Cases) -> anyhow::Result<()> {
     // index.json pointing at index.json's digest through a symlinked blob.
     let path = dir.join("index-symlink-loop");
     let layout = Layout::new(&path)?;
-    let fake = digest(b"loop");
+    let fake = crate::blob::digest(b"loop");
     std::os::unix::fs::symlink("../../index.json", layout.blob_path(&fake))?;
     layout.index_json(&[json!({"mediaType": OCI_INDEX, "digest": fake, "size": 200})])?;
     cases.scan(CLASS, "index-through-symlink", &path, &[4]);

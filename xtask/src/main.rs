@@ -17,6 +17,7 @@
 //!   only rewrites `fuzz/seeds/`.
 
 mod bench;
+mod blob;
 mod cmd;
 mod conformance;
 mod deps;
