@@ -196,8 +196,14 @@ fn parse_output(s: &str) -> Result<(ScanFormat, std::path::PathBuf), String> {
     let (format, file) = s
         .split_once('=')
         .ok_or_else(|| format!("`{s}` is not FORMAT=FILE (e.g. sarif=drydock.sarif)"))?;
-    let format = ScanFormat::from_str(format, true)
-        .map_err(|_| format!("unknown format `{format}` (human, json, sarif, junit, markdown)"))?;
+    let format = ScanFormat::from_str(format, true).map_err(|_| {
+        let known: Vec<String> = ScanFormat::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value())
+            .map(|v| v.get_name().to_owned())
+            .collect();
+        format!("unknown format `{format}` ({})", known.join(", "))
+    })?;
     if file.is_empty() {
         return Err(format!("`{s}` names no file"));
     }
@@ -227,6 +233,12 @@ pub enum ScanFormat {
     Junit,
     /// Markdown, for a pull-request comment.
     Markdown,
+    /// An in-toto Statement v1 with drydock's predicate, for `cosign attest`.
+    Intoto,
+    /// An in-toto Statement v1 with the standard test-result predicate.
+    IntotoTestResult,
+    /// GitLab's Code Quality report, every finding with a stable fingerprint.
+    GitlabCodequality,
 }
 
 impl ScanFormat {
@@ -237,6 +249,9 @@ impl ScanFormat {
             Self::Sarif => drydock_report::Format::Sarif,
             Self::Junit => drydock_report::Format::Junit,
             Self::Markdown => drydock_report::Format::Markdown,
+            Self::Intoto => drydock_report::Format::Intoto,
+            Self::IntotoTestResult => drydock_report::Format::IntotoTestResult,
+            Self::GitlabCodequality => drydock_report::Format::GitlabCodequality,
         }
     }
 }

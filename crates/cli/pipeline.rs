@@ -534,7 +534,7 @@ pub fn report(scanned: &Scanned, gate: Gate, policy: Option<&Policy>) -> Report 
             gate,
             policy,
             checks: &catalogue,
-            today: today(),
+            scanned_at: jiff::Timestamp::now(),
         },
     )
 }
@@ -545,11 +545,4 @@ pub fn catalogue() -> Vec<(&'static str, drydock_checks::Severity)> {
         .iter()
         .map(|c| (c.id(), c.severity()))
         .collect()
-}
-
-/// Today in UTC: ignores expire at the end of their day, the same everywhere.
-fn today() -> jiff::civil::Date {
-    jiff::Timestamp::now()
-        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-        .date()
 }

@@ -24,7 +24,10 @@ fn past_crashes_stay_fixed_and_every_target_runs() {
             replayed += 1;
         }
     }
-    assert!(replayed > 0, "fuzz/regressions holds the inputs that crashed a target");
+    assert!(
+        replayed > 0,
+        "fuzz/regressions holds the inputs that crashed a target"
+    );
     // The seeds: what `cargo xtask fuzz` starts each target from.
     let seeds = workspace().join("fuzz/seeds");
     for (name, body) in bodies::TARGETS {

@@ -410,7 +410,11 @@ fn terminal_control_sequences_from_the_image_are_escaped_everywhere() {
             let without_colours = regex_lite_strip_sgr(&stdout);
             clean("the human report", without_colours.as_bytes());
         } else {
-            check(format, &output.stdout, matches!(format, "markdown" | "junit"));
+            check(
+                format,
+                &output.stdout,
+                matches!(format, "markdown" | "junit"),
+            );
         }
         clean("the logs", &output.stderr);
         if format == "markdown" {

@@ -7,11 +7,19 @@ use std::process::Command;
 
 use crate::support::{drydock, fixture, fixtures, run, stderr, stdout, workspace};
 
-const FORMATS: [&str; 4] = ["json", "sarif", "junit", "markdown"];
+const FORMATS: [&str; 7] = [
+    "json",
+    "sarif",
+    "junit",
+    "markdown",
+    "intoto",
+    "intoto-test-result",
+    "gitlab-codequality",
+];
 
 /// What differs between two builds of the same fixtures (timestamps change digests and
-/// compressed sizes; the CA bundle's expired count changes with the date), and where the
-/// fixtures are.
+/// compressed sizes; the CA bundle's expired count changes with the date), between two scans
+/// (the time), and where the fixtures are.
 fn filters() -> Vec<(String, &'static str)> {
     vec![
         (
@@ -19,6 +27,13 @@ fn filters() -> Vec<(String, &'static str)> {
             "[fixtures]",
         ),
         (r"sha256:[0-9a-f]{64}".into(), "sha256:[digest]"),
+        // in-toto digest sets: `"sha256": "<hex>"`.
+        (r#""sha256": "[0-9a-f]{64}""#.into(), r#""sha256": "[hex]""#),
+        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z".into(), "[time]"),
+        (
+            r#""drydock_version": "\d+\.\d+\.\d+""#.into(),
+            r#""drydock_version": "[version]""#,
+        ),
         (r"sha256:[0-9a-f]{12}\b".into(), "sha256:[short]"),
         (r#""size": \d+"#.into(), r#""size": "[size]""#),
         (r"\(\d+ expired\)".into(), "([n] expired)"),

@@ -2,14 +2,17 @@
 //!
 //! This crate owns the [`Report`] (the versioned JSON contract pipelines consume), the score and
 //! grade ([`score`], explained in `docs/scoring.md`), the gate ([`Gate`]) and the renderers
-//! (human, JSON, SARIF, JUnit XML, Markdown), and the policy file that adjusts the gate, the
+//! (human, JSON, SARIF, JUnit XML, Markdown, in-toto Statements, GitLab Code Quality), and the
+//! policy file that adjusts the gate, the
 //! severities and what is accepted ([`Policy`]). It is the only crate that knows output formats.
 //!
 //! It must never decide anything about the image itself (that is the checks' job), never touch a
 //! terminal (the binary says whether colour is wanted), and never break the JSON contract:
 //! fields are added, never renamed or removed, without a new `schema_version`.
 
+mod codequality;
 mod human;
+mod intoto;
 mod junit;
 mod markdown;
 mod model;
@@ -17,7 +20,12 @@ mod policy;
 mod sarif;
 mod score;
 
+pub use codequality::render_codequality;
 pub use human::{HumanOptions, render_human};
+pub use intoto::{
+    MIN_SCORE_TEST, REPORT_PREDICATE_TYPE, STATEMENT_TYPE, TEST_RESULT_PREDICATE_TYPE,
+    render_intoto, render_intoto_test_result,
+};
 pub use junit::render_junit;
 pub use markdown::render_markdown;
 pub use model::{
@@ -25,7 +33,7 @@ pub use model::{
     ReportInput, SCHEMA_VERSION, SuppressedFinding, ToolInfo,
 };
 pub use policy::{Applied, Ignore, Policy, PolicyError};
-pub use sarif::render_sarif;
+pub use sarif::{render_sarif, security_severity};
 pub use score::{Gate, Grade, costs, score};
 
 /// Every output format.
@@ -36,15 +44,23 @@ pub enum Format {
     Sarif,
     Junit,
     Markdown,
+    /// An in-toto Statement with drydock's predicate.
+    Intoto,
+    /// An in-toto Statement with the standard test-result predicate.
+    IntotoTestResult,
+    GitlabCodequality,
 }
 
 impl Format {
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 8] = [
         Self::Human,
         Self::Json,
         Self::Sarif,
         Self::Junit,
         Self::Markdown,
+        Self::Intoto,
+        Self::IntotoTestResult,
+        Self::GitlabCodequality,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +70,9 @@ impl Format {
             Self::Sarif => "sarif",
             Self::Junit => "junit",
             Self::Markdown => "markdown",
+            Self::Intoto => "intoto",
+            Self::IntotoTestResult => "intoto-test-result",
+            Self::GitlabCodequality => "gitlab-codequality",
         }
     }
 }
@@ -66,6 +85,9 @@ pub fn render(report: &Report, format: Format, human: HumanOptions) -> String {
         Format::Sarif => render_sarif(report),
         Format::Junit => render_junit(report),
         Format::Markdown => render_markdown(report),
+        Format::Intoto => render_intoto(report),
+        Format::IntotoTestResult => render_intoto_test_result(report),
+        Format::GitlabCodequality => render_codequality(report),
     }
 }
 

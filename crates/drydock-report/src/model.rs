@@ -1,7 +1,7 @@
 use std::ops::Deref;
 
 use drydock_checks::{Finding, Severity};
-use jiff::civil::Date;
+use jiff::Timestamp;
 
 use crate::policy::Policy;
 use crate::score::{Gate, Grade};
@@ -16,6 +16,9 @@ pub struct Report {
     pub schema_version: u32,
     /// The drydock that wrote the report.
     pub tool: ToolInfo,
+    /// When the scan ran: RFC 3339, UTC, whole seconds (`2026-05-01T12:00:00Z`).
+    #[schemars(extend("format" = "date-time"))]
+    pub scanned_at: String,
     pub image: ImageInfo,
     /// 0 to 100; see `docs/scoring.md`.
     pub score: u32,
@@ -84,6 +87,8 @@ pub struct IgnoreReport {
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct PolicyReport {
     pub file: String,
+    /// `sha256:<hex>` of the file's bytes.
+    pub digest: String,
     /// Checks whose severity the policy sets.
     pub severity_overrides: std::collections::BTreeMap<String, Severity>,
     /// Checks the policy turns off.
@@ -101,8 +106,8 @@ pub struct ReportInput<'a> {
     pub policy: Option<&'a Policy>,
     /// The catalogue: each check's id and default severity.
     pub checks: &'a [(&'a str, Severity)],
-    /// The day ignores expire against (UTC).
-    pub today: Date,
+    /// When the scan ran; ignores expire against its day in UTC.
+    pub scanned_at: Timestamp,
 }
 
 impl Report {
@@ -133,7 +138,11 @@ impl Report {
         let (findings, suppressed, policy) = match input.policy {
             None => (findings, Vec::new(), None),
             Some(policy) => {
-                let applied = policy.apply(findings, input.checks, input.today);
+                let today = input
+                    .scanned_at
+                    .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+                    .date();
+                let applied = policy.apply(findings, input.checks, today);
                 for ignore in &applied.expired {
                     notes.push(format!(
                         "{}: the ignore of {}{} expired on {}; its findings count again (reason given: {})",
@@ -146,6 +155,7 @@ impl Report {
                 }
                 let report = PolicyReport {
                     file: policy.file.clone(),
+                    digest: policy.digest.clone(),
                     severity_overrides: policy.severity_overrides.clone(),
                     disabled: policy.disabled.iter().cloned().collect(),
                     expired_ignores: applied.expired.iter().map(|i| i.to_report()).collect(),
@@ -167,6 +177,7 @@ impl Report {
         Report {
             schema_version: SCHEMA_VERSION,
             tool: ToolInfo::default(),
+            scanned_at: rfc3339_seconds(input.scanned_at),
             findings: ReportFinding::from_findings(findings, &image.layers),
             image,
             score,
@@ -182,6 +193,13 @@ impl Report {
             notes,
         }
     }
+}
+
+/// `2026-05-01T12:00:00Z`: sub-second digits say nothing about a scan and vary the output.
+fn rfc3339_seconds(time: Timestamp) -> String {
+    Timestamp::from_second(time.as_second())
+        .unwrap_or(time)
+        .to_string()
 }
 
 /// A finding as the report shows it: what the check found, the layer that made it, what it
@@ -262,6 +280,16 @@ impl ImageInfo {
             .unwrap_or(&self.config_digest)
     }
 
+    /// The image's name without tag or digest, as cosign names an attestation's subject
+    /// (go-containerregistry's repository name: `index.docker.io/library/alpine`,
+    /// `registry.example/team/app`); none when the format records only a tag (OCI layouts).
+    pub fn repository(&self) -> Option<String> {
+        self.reference
+            .as_deref()
+            .filter(|r| r.contains([':', '/', '@']))
+            .map(repository_name)
+    }
+
     /// How to name the image to a person: its reference when it is a full name, the source
     /// with the tag when the format records only a tag (OCI layouts).
     pub fn name(&self) -> String {
@@ -270,6 +298,33 @@ impl ImageInfo {
             Some(tag) => format!("{}:{tag}", self.source),
             None => self.source.clone(),
         }
+    }
+}
+
+/// `docker.io/team/app:1.2@sha256:…` -> `index.docker.io/team/app`, by docker's grammar: the
+/// first component names a registry only when it has a `.` or `:` or is `localhost`.
+fn repository_name(reference: &str) -> String {
+    let name = reference
+        .split_once('@')
+        .map_or(reference, |(name, _digest)| name);
+    let last_component = name.rfind('/').map_or(0, |slash| slash + 1);
+    let name = match name[last_component..].find(':') {
+        Some(colon) => &name[..last_component + colon],
+        None => name,
+    };
+    let (registry, path) = match name.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (first, rest),
+        _ => ("docker.io", name),
+    };
+    // go-containerregistry (and so cosign) spells Docker Hub `index.docker.io`.
+    if registry == "docker.io" || registry == "index.docker.io" {
+        if path.contains('/') {
+            format!("index.docker.io/{path}")
+        } else {
+            format!("index.docker.io/library/{path}")
+        }
+    } else {
+        format!("{registry}/{path}")
     }
 }
 
@@ -290,4 +345,33 @@ pub struct LayerReport {
     pub wasted_bytes: u64,
     /// The Dockerfile instruction that made the layer, from the config history.
     pub created_by: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repository_name;
+
+    #[test]
+    fn repository_names_are_cosigns() {
+        for (reference, repository) in [
+            ("alpine", "index.docker.io/library/alpine"),
+            ("alpine:3.20", "index.docker.io/library/alpine"),
+            (
+                "docker.io/drydock-fixtures/static-go:latest",
+                "index.docker.io/drydock-fixtures/static-go",
+            ),
+            (
+                "drydock-fixtures/static-go:latest",
+                "index.docker.io/drydock-fixtures/static-go",
+            ),
+            ("registry.example/team/app:1.4", "registry.example/team/app"),
+            (
+                "registry.example:5000/team/app@sha256:0123",
+                "registry.example:5000/team/app",
+            ),
+            ("localhost/app:dev", "localhost/app"),
+        ] {
+            assert_eq!(repository_name(reference), repository, "{reference}");
+        }
+    }
 }

@@ -93,6 +93,8 @@ impl Ignore {
 pub struct Policy {
     /// The file it came from.
     pub file: String,
+    /// `sha256:<hex>` of the file's bytes: what an attestation names the policy by.
+    pub digest: String,
     /// `Some(None)`: the file says `fail-on = "none"`.
     pub fail_on: Option<Option<Severity>>,
     pub min_score: Option<u32>,
@@ -150,6 +152,7 @@ impl Policy {
         }
         let mut policy = Policy {
             file: file.to_owned(),
+            digest: drydock_layers::Sha256Digest::of(text.as_bytes()).to_string(),
             fail_on,
             min_score: parsed.min_score,
             ..Policy::default()
@@ -292,6 +295,20 @@ mod tests {
         ("elf.not-stripped", Severity::Low),
         ("user.root", Severity::Medium),
     ];
+
+    #[test]
+    fn the_digest_is_the_sha256_of_the_files_bytes() {
+        let empty = Policy::parse("", "drydock.toml", CHECKS).unwrap();
+        // sha256 of no bytes.
+        assert_eq!(
+            empty.digest,
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        let strict = Policy::parse("fail-on = \"high\"\n", "drydock.toml", CHECKS).unwrap();
+        let also_strict = Policy::parse("fail-on = 'high'\n", "drydock.toml", CHECKS).unwrap();
+        assert_ne!(strict.digest, empty.digest);
+        assert_ne!(strict.digest, also_strict.digest, "bytes, not meaning");
+    }
 
     fn finding(id: &str, severity: Severity, path: Option<&str>) -> Finding {
         Finding {

@@ -2,7 +2,8 @@
 //!
 //! Every check is a rule carrying its page as help; every finding is a result located at its
 //! path under the `IMAGEROOT` base (the image's filesystem); suppressed findings are results
-//! with an external suppression that carries the ignore's reason.
+//! with an external suppression that carries the ignore's reason. Rules and results carry
+//! GitHub's `security-severity`, so that its severity levels and thresholds apply.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +27,18 @@ fn level(severity: Severity) -> ResultLevel {
         Severity::Critical | Severity::High => ResultLevel::Error,
         Severity::Medium => ResultLevel::Warning,
         Severity::Low | Severity::Info => ResultLevel::Note,
+    }
+}
+
+/// GitHub code scanning ranks alerts by `security-severity` (0.0 to 10.0): over 9.0 critical,
+/// 7.0 to 8.9 high, 4.0 to 6.9 medium, 0.1 to 3.9 low; each value sits inside its band.
+pub fn security_severity(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Critical => "9.5",
+        Severity::High => "8.0",
+        Severity::Medium => "5.5",
+        Severity::Low => "3.0",
+        Severity::Info => "0.0",
     }
 }
 
@@ -70,6 +83,12 @@ fn rules(report: &Report) -> Vec<ReportingDescriptor> {
         .iter()
         .map(|check| {
             let id = check.id();
+            // The policy's severity is the rule's configuration for this run.
+            let severity = report
+                .policy
+                .as_ref()
+                .and_then(|p| p.severity_overrides.get(id).copied())
+                .unwrap_or(check.severity());
             let page = drydock_checks::page(id).unwrap_or_default();
             ReportingDescriptor::builder()
                 .id(id)
@@ -86,12 +105,13 @@ fn rules(report: &Report) -> Vec<ReportingDescriptor> {
                         .build(),
                 )
                 .default_configuration(ReportingConfiguration {
-                    level: Some(json!(level(check.severity()))),
+                    level: Some(json!(level(severity))),
                     enabled: Some(!disabled.iter().any(|d| d == id)),
                     ..ReportingConfiguration::default()
                 })
                 .properties(properties([
-                    ("severity", json!(check.severity())),
+                    ("severity", json!(severity)),
+                    ("security-severity", json!(security_severity(severity))),
                     ("docs", json!(format!("docs/checks/{id}.md"))),
                     (
                         "tags",
@@ -142,6 +162,10 @@ fn result(report: &Report, finding: &ReportFinding, rule_index: Option<usize>) -
         .partial_fingerprints(fingerprints)
         .properties(properties([
             ("severity", json!(finding.severity)),
+            (
+                "security-severity",
+                json!(security_severity(finding.severity)),
+            ),
             ("title", json!(finding.title)),
             ("remediation", json!(finding.remediation)),
             ("layer", json!(finding.layer)),
