@@ -1,8 +1,6 @@
 //! Exit codes: a public contract, documented in `docs/exit-codes.md` and the README.
 
-use drydock_source::ErrorClass;
-
-use crate::pipeline::ScanError;
+use drydock_scan::{ErrorClass, ScanError};
 
 /// What the process tells its caller. Anything but 0 and 1 means "no verdict": a pipeline
 /// chooses whether that blocks (fail closed) or not (fail open).
@@ -24,14 +22,25 @@ pub enum ExitStatus {
     Internal = 70,
 }
 
+/// A mistake the binary itself finds in what it was asked: a policy file, an output path, a
+/// check id, a file inside the image.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 pub fn failure_status(error: &anyhow::Error) -> ExitStatus {
-    match error.downcast_ref::<ScanError>() {
-        Some(scan) => match scan.class() {
+    if let Some(scan) = error.downcast_ref::<ScanError>() {
+        return match scan.class() {
             ErrorClass::Usage => ExitStatus::Usage,
             ErrorClass::Unavailable => ExitStatus::Unavailable,
             ErrorClass::Invalid => ExitStatus::Invalid,
-        },
-        None if error.downcast_ref::<std::io::Error>().is_some() => ExitStatus::Unavailable,
-        None => ExitStatus::Internal,
+        };
+    }
+    if error.downcast_ref::<UsageError>().is_some() {
+        ExitStatus::Usage
+    } else if error.downcast_ref::<std::io::Error>().is_some() {
+        ExitStatus::Unavailable
+    } else {
+        ExitStatus::Internal
     }
 }

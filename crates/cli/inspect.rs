@@ -9,8 +9,8 @@ use drydock_facts::{ElfClass, ElfFacts, ElfKind};
 use drydock_layers::FileKind;
 
 use crate::args::{InspectArgs, TreeFormat};
-use crate::exit::ExitStatus;
-use crate::pipeline::{self, ScanError};
+use crate::exit::{ExitStatus, UsageError};
+use crate::request::scan_request;
 
 fn kind_word(facts: &ElfFacts) -> &'static str {
     match facts.kind {
@@ -26,22 +26,23 @@ fn kind_word(facts: &ElfFacts) -> &'static str {
 }
 
 pub fn run(args: InspectArgs) -> anyhow::Result<ExitStatus> {
-    let scanned = pipeline::load(&args.target, &crate::progress::Progress::new(false))?;
+    let scanned = drydock_scan::load(
+        &scan_request(&args.target, None)?,
+        &drydock_scan::NoProgress,
+    )?;
     let tree = &scanned.tree;
     let node = tree
         .resolve(args.path.as_bytes(), true)
-        .map_err(|_| ScanError::Usage(format!("{}: no such file in the image", args.path)))?;
+        .map_err(|_| UsageError(format!("{}: no such file in the image", args.path)))?;
     let entry = tree.entry(node);
     if entry.kind != FileKind::File {
-        return Err(
-            ScanError::Usage(format!("{}: not a regular file in the image", args.path)).into(),
-        );
+        return Err(UsageError(format!("{}: not a regular file in the image", args.path)).into());
     }
     let shown = tree
         .canonical(args.path.as_bytes())
         .map(|p| drydock_layers::path::display(&p))
         .unwrap_or_else(|_| args.path.clone());
-    let config = pipeline::runtime_config(&scanned.image);
+    let config = drydock_scan::runtime_config(&scanned.image);
     let facts = entry.fact.and_then(|f| f.elf());
     let mut libraries = Vec::new();
     let mut tls_client = facts.is_some_and(|f| f.go_crypto_tls);

@@ -1,11 +1,12 @@
-//! The `drydock` command: parses arguments, runs the pipeline, renders the report and decides
-//! the exit code. The only code that knows about terminals and exit codes.
+//! The `drydock` command, a thin front end over `drydock-scan`: parses arguments into a scan
+//! request, loads the policy file, shows progress, renders the report and decides the exit
+//! code. The only code that knows about terminals and exit codes.
 
 mod args;
 mod exit;
 mod inspect;
-mod pipeline;
 mod progress;
+mod request;
 mod tree;
 
 use std::io::{IsTerminal, Write};
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 use crate::args::{Cli, Command, ScanArgs, ScanFormat};
-use crate::exit::{ExitStatus, failure_status};
+use crate::exit::{ExitStatus, UsageError, failure_status};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -36,9 +37,12 @@ fn init_logging(verbose: u8, quiet: bool) {
     let filters = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
-        (false, 1) => "warn,drydock=info,drydock_source=info,drydock_registry=info",
+        (false, 1) => {
+            "warn,drydock=info,drydock_scan=info,drydock_source=info,drydock_registry=info"
+        }
         (false, 2) => {
-            "warn,drydock=debug,drydock_source=debug,drydock_registry=debug,drydock_layers=debug"
+            "warn,drydock=debug,drydock_scan=debug,drydock_source=debug,drydock_registry=debug,\
+             drydock_layers=debug"
         }
         (false, _) => "trace",
     };
@@ -99,10 +103,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 write_stdout(page.as_bytes())?;
                 Ok(ExitStatus::Passed)
             }
-            None => Err(pipeline::ScanError::Usage(format!(
-                "no check `{id}`; `drydock checks` lists them"
-            ))
-            .into()),
+            None => Err(UsageError(format!("no check `{id}`; `drydock checks` lists them")).into()),
         },
     }
 }
@@ -120,12 +121,11 @@ fn load_policy(args: &ScanArgs) -> anyhow::Result<Option<drydock_report::Policy>
             default
         }
     };
-    let usage = |message: String| anyhow::Error::from(pipeline::ScanError::Usage(message));
     let text = std::fs::read_to_string(&path)
-        .map_err(|e| usage(format!("{}: cannot read the policy: {e}", path.display())))?;
-    let catalogue = pipeline::catalogue();
+        .map_err(|e| UsageError(format!("{}: cannot read the policy: {e}", path.display())))?;
+    let catalogue = drydock_scan::catalogue();
     let policy = drydock_report::Policy::parse(&text, &path.display().to_string(), &catalogue)
-        .map_err(|e| usage(e.to_string()))?;
+        .map_err(|e| UsageError(e.to_string()))?;
     log::info!("policy {}", path.display());
     Ok(Some(policy))
 }
@@ -133,10 +133,9 @@ fn load_policy(args: &ScanArgs) -> anyhow::Result<Option<drydock_report::Policy>
 fn scan(args: ScanArgs, show_progress: bool) -> anyhow::Result<ExitStatus> {
     let policy = load_policy(&args)?;
     let progress = progress::Progress::new(show_progress && std::io::stderr().is_terminal());
-    let limits = args.target.limits(policy.as_ref());
-    let scanned = pipeline::load_within(&args.target, &progress, &limits)?;
-    progress.analysing();
-    let report = pipeline::report(&scanned, args.gate(policy.as_ref()), policy.as_ref());
+    let request = request::scan_request(&args.target, policy.as_ref())?;
+    let gate = args.gate(policy.as_ref());
+    let report = drydock_scan::scan(&request, gate, policy.as_ref(), &progress)?;
     progress.finish();
     for note in &report.notes {
         log::warn!("{note}");
@@ -150,11 +149,11 @@ fn scan(args: ScanArgs, show_progress: bool) -> anyhow::Result<ExitStatus> {
     };
     for (format, path) in &args.output {
         std::fs::write(path, render(*format, false)).map_err(|e| {
-            anyhow::Error::from(pipeline::ScanError::Usage(format!(
+            UsageError(format!(
                 "cannot write the {} report to {}: {e}",
                 format.format().name(),
                 path.display()
-            )))
+            ))
         })?;
     }
     let color = args.color.enabled(std::io::stdout().is_terminal());

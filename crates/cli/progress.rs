@@ -5,6 +5,7 @@ use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use drydock_scan::ScanProgress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[derive(Debug)]
@@ -36,8 +37,25 @@ impl Progress {
         }
     }
 
+    fn update_message(&self) {
+        if let Some(bar) = &self.bar {
+            let layers = self.layers.load(Ordering::Relaxed);
+            let walked = self.walked.load(Ordering::Relaxed);
+            bar.set_message(format!("layers {walked}/{layers}"));
+        }
+    }
+
+    /// Clears the display before the report is printed.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl ScanProgress for Progress {
     /// The layers are known: show a bar when their total size is.
-    pub fn layers(&self, count: usize, total_bytes: Option<u64>) {
+    fn layers(&self, count: usize, total_bytes: Option<u64>) {
         let Some(bar) = &self.bar else { return };
         self.layers.store(count, Ordering::Relaxed);
         if let Some(total) = total_bytes.filter(|&t| t > 0) {
@@ -53,43 +71,28 @@ impl Progress {
         self.update_message();
     }
 
-    fn update_message(&self) {
-        if let Some(bar) = &self.bar {
-            let layers = self.layers.load(Ordering::Relaxed);
-            let walked = self.walked.load(Ordering::Relaxed);
-            bar.set_message(format!("layers {walked}/{layers}"));
-        }
-    }
-
     /// A layer is walked.
-    pub fn layer_done(&self) {
+    fn layer_done(&self) {
         self.walked.fetch_add(1, Ordering::Relaxed);
         self.update_message();
     }
 
     /// Counts the bytes read through `reader`.
-    pub fn reader<'a, R: Read + Send + 'a>(&self, reader: R) -> Box<dyn Read + Send + 'a> {
+    fn reader<'a>(&self, reader: Box<dyn Read + Send + 'a>) -> Box<dyn Read + Send + 'a> {
         match &self.bar {
             Some(bar) => Box::new(bar.wrap_read(reader)),
-            None => Box::new(reader),
+            None => reader,
         }
     }
 
     /// Analysis starts: the bytes are read.
-    pub fn analysing(&self) {
+    fn analysing(&self) {
         if let Some(bar) = &self.bar {
             bar.set_style(
                 ProgressStyle::with_template("{spinner} {msg:.bold}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.set_message("checking");
-        }
-    }
-
-    /// Clears the display before the report is printed.
-    pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
         }
     }
 }

@@ -6,7 +6,7 @@ use drydock_layers::{FileKind, path};
 
 use crate::args::{TreeArgs, TreeFormat};
 use crate::exit::ExitStatus;
-use crate::pipeline;
+use crate::request::scan_request;
 
 fn type_name(kind: FileKind) -> &'static str {
     match kind {
@@ -31,7 +31,10 @@ fn type_letter(kind: FileKind) -> char {
 }
 
 pub fn run(args: TreeArgs) -> anyhow::Result<ExitStatus> {
-    let scanned = pipeline::load(&args.target, &crate::progress::Progress::new(false))?;
+    let scanned = drydock_scan::load(
+        &scan_request(&args.target, None)?,
+        &drydock_scan::NoProgress,
+    )?;
     let tree = &scanned.tree;
     let mut out = String::new();
     for (raw_path, id) in tree.entries() {

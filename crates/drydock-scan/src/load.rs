@@ -1,63 +1,26 @@
-//! The data flow, end to end: image source -> layer walk -> facts -> checks -> report.
+//! Reading an image to the end: the source chosen from the argument, the image resolved, every
+//! layer walked (in parallel, or as an archive streams by) and applied in order.
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
-use drydock_checks::{ImageContext, ImageTree, LayerInfo, LayerSecret, RuntimeConfig};
+use drydock_checks::{ImageTree, LayerSecret};
 use drydock_facts::secrets::redact;
 use drydock_facts::{FactsHook, FileFacts};
 use drydock_layers::{
-    ApplyError, Efficiency, EfficiencySummary, ExpansionBudget, LayerWalk, Limits, WalkError,
-    walk_layer_within,
+    Change, Compression, Efficiency, EfficiencySummary, ExpansionBudget, LayerWalk, Limits,
+    WalkError, walk_layer_within,
 };
-use drydock_layers::{Change, Compression};
-use drydock_report::{Gate, ImageInfo, LayerReport, Policy, Report, ReportInput};
+use drydock_registry::{BlobCache, ClientOptions, Engine, Reference, RemoteStore};
 use drydock_source::{
-    BlobStore, ErrorClass, Image, ImageFormat, ImageSpec, Layer, Location, Opened, Selector,
-    SourceError,
+    BlobStore, Image, ImageFormat, ImageSpec, Layer, Location, Opened, Selector, SourceError,
 };
 use rayon::prelude::*;
 
-use drydock_registry::{BlobCache, ClientOptions, Credential, Engine, Reference, RemoteStore};
-
-use crate::args::{SourceChoice, Target};
-use crate::progress::Progress;
-
-/// Why a scan produced no verdict, with the blob and the path it is about.
-#[derive(Debug, thiserror::Error)]
-pub enum ScanError {
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    #[error("{0}")]
-    Usage(String),
-    #[error("{layer}: {source}")]
-    Walk { layer: String, source: WalkError },
-    #[error("{layer}: {source}")]
-    Apply { layer: String, source: ApplyError },
-}
-
-impl ScanError {
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            Self::Source(e) => e.class(),
-            Self::Usage(_) => ErrorClass::Usage,
-            Self::Walk {
-                source: WalkError::Read(e),
-                ..
-            } if is_local_io(e) => ErrorClass::Unavailable,
-            Self::Walk { .. } | Self::Apply { .. } => ErrorClass::Invalid,
-        }
-    }
-}
-
-/// A read error from the disk itself, rather than from the content being malformed.
-fn is_local_io(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound
-    )
-}
+use crate::error::ScanError;
+use crate::progress::ScanProgress;
+use crate::request::{BlobCacheChoice, RegistryOptions, ScanRequest, SourceChoice};
 
 /// A layer after its walk, with what was measured.
 #[derive(Debug)]
@@ -97,8 +60,8 @@ enum Origin {
 
 /// Decides the source: prefixes first, then an existing path, then a reference looked up in a
 /// local engine that holds it and else in its registry.
-fn origin(target: &Target) -> Result<Origin, ScanError> {
-    let image = target.image.as_str();
+fn origin(request: &ScanRequest) -> Result<Origin, ScanError> {
+    let image = request.image.as_str();
     let engine_name = image.strip_prefix("docker-daemon:");
     let local_prefix = ["docker-archive:", "oci-archive:", "oci:", "dir:"]
         .iter()
@@ -110,7 +73,7 @@ fn origin(target: &Target) -> Result<Origin, ScanError> {
         || [".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar.zst"]
             .iter()
             .any(|suffix| image.ends_with(suffix));
-    let choice = match target.source {
+    let choice = match request.source {
         SourceChoice::Auto if engine_name.is_some() => SourceChoice::Engine,
         SourceChoice::Auto
             if local_prefix || looks_like_path || std::path::Path::new(image).exists() =>
@@ -124,11 +87,14 @@ fn origin(target: &Target) -> Result<Origin, ScanError> {
         return Ok(Origin::Local(ImageSpec::parse(image)?));
     }
     let name = engine_name.unwrap_or(image);
-    let reference = Reference::parse(name).map_err(|e| {
+    let reference = Reference::parse(name).map_err(|source| {
         if choice == SourceChoice::Auto {
-            ScanError::Usage(format!("{image}: no such file, and {e}"))
+            ScanError::NeitherFileNorReference {
+                image: image.to_owned(),
+                source,
+            }
         } else {
-            ScanError::Usage(e.to_string())
+            ScanError::Reference(source)
         }
     })?;
     if matches!(choice, SourceChoice::Engine | SourceChoice::Auto) {
@@ -151,52 +117,28 @@ fn origin(target: &Target) -> Result<Origin, ScanError> {
     Ok(Origin::Registry(reference))
 }
 
-fn client_options(target: &Target, password: Option<drydock_registry::Secret>) -> ClientOptions {
-    let registry = &target.registry;
+fn client_options(registry: &RegistryOptions) -> ClientOptions {
     ClientOptions {
-        ca_certs: registry.ca_cert.clone(),
+        ca_certs: registry.ca_certs.clone(),
         insecure: registry.insecure,
-        credential: registry
-            .username
-            .clone()
-            .zip(password)
-            .map(|(username, password)| Credential::Basic { username, password }),
+        credential: registry.credential.clone(),
         attempts: None,
     }
 }
 
-fn blob_cache(target: &Target) -> Option<BlobCache> {
-    if target.registry.no_cache {
-        return None;
+fn blob_cache(registry: &RegistryOptions) -> Option<BlobCache> {
+    match &registry.cache {
+        BlobCacheChoice::Off => None,
+        BlobCacheChoice::Dir(dir) => Some(BlobCache::new(dir.clone())),
+        BlobCacheChoice::Default => BlobCache::default_dir().map(BlobCache::new),
     }
-    target
-        .registry
-        .cache_dir
-        .clone()
-        .or_else(BlobCache::default_dir)
-        .map(BlobCache::new)
 }
 
-/// Opens, resolves, walks and applies every layer of the image `target` names, within the
-/// limits its flags set.
-pub fn load(target: &Target, progress: &Progress) -> Result<Scanned, ScanError> {
-    load_within(target, progress, &target.limits(None))
-}
-
-/// [`load`] within `limits` (the command line's and the policy's).
-pub fn load_within(
-    target: &Target,
-    progress: &Progress,
-    limits: &Limits,
-) -> Result<Scanned, ScanError> {
-    let mut password = None;
-    if target.registry.password_stdin {
-        let secret = drydock_registry::password_from(std::io::stdin().lock()).map_err(|e| {
-            ScanError::Usage(format!("reading the password from standard input: {e}"))
-        })?;
-        password = Some(secret);
-    }
-    let origin = origin(target)?;
+/// Opens, resolves, walks and applies every layer of the image `request` names, within its
+/// limits.
+pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanned, ScanError> {
+    let limits = &request.limits;
+    let origin = origin(request)?;
     let (spec, opened, label) = match origin {
         Origin::Local(spec) => {
             let opened = drydock_source::open(&spec, &limits.budget())?;
@@ -219,8 +161,8 @@ pub fn load_within(
             )
         }
         Origin::Registry(reference) => {
-            let options = client_options(target, password);
-            let store = RemoteStore::open(&reference, &options, blob_cache(target))
+            let options = client_options(&request.registry);
+            let store = RemoteStore::open(&reference, &options, blob_cache(&request.registry))
                 .map_err(SourceError::from)?;
             let spec = ImageSpec {
                 location: Location::OciLayout(reference.to_string().into()),
@@ -234,8 +176,8 @@ pub fn load_within(
         }
     };
     let selector = Selector {
-        reference: target.select.clone().or_else(|| spec.reference.clone()),
-        platform: target.platform.clone(),
+        reference: request.select.clone().or_else(|| spec.reference.clone()),
+        platform: request.platform.clone(),
     };
     // One budget for every layer of the image, walked in parallel or streamed.
     let budget = limits.budget();
@@ -359,7 +301,7 @@ fn walk_in_parallel(
     image: &Image,
     limits: &Limits,
     budget: &Arc<ExpansionBudget>,
-    progress: &Progress,
+    progress: &dyn ScanProgress,
 ) -> Vec<Option<Walked>> {
     let mut order: Vec<usize> = (0..image.layers.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(image.layers[i].size.unwrap_or(0)));
@@ -454,95 +396,4 @@ fn source_label(spec: &ImageSpec, image: &Image) -> String {
         (_, ImageFormat::Oci) => "oci-archive",
     };
     format!("{transport}:{path}")
-}
-
-/// The runtime view of the image config that checks use.
-pub fn runtime_config(image: &Image) -> RuntimeConfig {
-    let Some(config) = image.config.config() else {
-        return RuntimeConfig::default();
-    };
-    RuntimeConfig {
-        entrypoint: config.entrypoint().clone().unwrap_or_default(),
-        cmd: config.cmd().clone().unwrap_or_default(),
-        env: config.env().clone().unwrap_or_default(),
-        user: config.user().clone().filter(|u| !u.is_empty()),
-        working_dir: config.working_dir().clone().filter(|w| !w.is_empty()),
-        history: image
-            .config
-            .history()
-            .as_ref()
-            .map(|h| h.iter().filter_map(|e| e.created_by().clone()).collect())
-            .unwrap_or_default(),
-    }
-}
-
-/// Runs the checks over a loaded image and builds the scored report.
-pub fn report(scanned: &Scanned, gate: Gate, policy: Option<&Policy>) -> Report {
-    let image = &scanned.image;
-    let config = runtime_config(image);
-    let platform = image.platform.to_string();
-    let layer_infos: Vec<LayerInfo> = image
-        .layers
-        .iter()
-        .map(|l| LayerInfo {
-            index: l.index,
-            digest: l.digest.clone(),
-            created_by: l.created_by.as_deref().map(redact),
-        })
-        .collect();
-    let cx = ImageContext::new(&scanned.tree, &config, &platform, &layer_infos)
-        .with_efficiency(&scanned.efficiency)
-        .with_secrets(&scanned.secrets);
-    let enabled = |id: &str| policy.is_none_or(|p| p.is_enabled(id));
-    let findings = drydock_checks::run(&cx, &enabled);
-    log::info!("{} finding(s) before the policy", findings.len());
-    let stats = scanned.tree.layer_stats();
-    let layers = scanned
-        .layers
-        .iter()
-        .map(|walked| {
-            let stat = stats.get(walked.layer.index).cloned().unwrap_or_default();
-            LayerReport {
-                index: walked.layer.index,
-                digest: walked.layer.digest.clone(),
-                diff_id: walked.layer.diff_id.clone(),
-                size: walked.blob_size,
-                uncompressed_size: walked.tar_size,
-                added_bytes: stat.added_bytes,
-                wasted_bytes: stat.wasted_bytes,
-                created_by: walked.layer.created_by.as_deref().map(redact),
-            }
-        })
-        .collect();
-    let info = ImageInfo {
-        source: scanned.source.clone(),
-        reference: image.reference.clone(),
-        manifest_digest: image.manifest_digest.clone(),
-        config_digest: image.config_digest.clone(),
-        platform,
-        layers,
-        efficiency: scanned.efficiency.efficiency,
-        wasted_bytes: scanned.efficiency.wasted_bytes,
-        user_wasted_percent: scanned.efficiency.user_wasted_ratio * 100.0,
-    };
-    let catalogue = catalogue();
-    Report::build(
-        info,
-        findings,
-        image.notes.clone(),
-        ReportInput {
-            gate,
-            policy,
-            checks: &catalogue,
-            scanned_at: jiff::Timestamp::now(),
-        },
-    )
-}
-
-/// Every check's id and default severity.
-pub fn catalogue() -> Vec<(&'static str, drydock_checks::Severity)> {
-    drydock_checks::all()
-        .iter()
-        .map(|c| (c.id(), c.severity()))
-        .collect()
 }

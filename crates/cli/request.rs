@@ -1,0 +1,50 @@
+//! The command line's image arguments as the library's [`ScanRequest`].
+
+use drydock_registry::Credential;
+use drydock_report::Policy;
+use drydock_scan::{BlobCacheChoice, RegistryOptions, ScanRequest};
+
+use crate::args::{RegistryArgs, SourceChoice, Target};
+use crate::exit::UsageError;
+
+/// The request for `target`, within the limits of its flags and then of `policy`. Reads the
+/// password from standard input when `--password-stdin` asks for it.
+pub fn scan_request(target: &Target, policy: Option<&Policy>) -> Result<ScanRequest, UsageError> {
+    Ok(ScanRequest {
+        image: target.image.clone(),
+        source: match target.source {
+            SourceChoice::Auto => drydock_scan::SourceChoice::Auto,
+            SourceChoice::Local => drydock_scan::SourceChoice::Local,
+            SourceChoice::Engine => drydock_scan::SourceChoice::Engine,
+            SourceChoice::Registry => drydock_scan::SourceChoice::Registry,
+        },
+        registry: registry_options(&target.registry)?,
+        select: target.select.clone(),
+        platform: target.platform.clone(),
+        limits: target.limits(policy),
+    })
+}
+
+fn registry_options(registry: &RegistryArgs) -> Result<RegistryOptions, UsageError> {
+    let mut password = None;
+    if registry.password_stdin {
+        let secret = drydock_registry::password_from(std::io::stdin().lock())
+            .map_err(|e| UsageError(format!("reading the password from standard input: {e}")))?;
+        password = Some(secret);
+    }
+    let cache = match (&registry.cache_dir, registry.no_cache) {
+        (_, true) => BlobCacheChoice::Off,
+        (Some(dir), false) => BlobCacheChoice::Dir(dir.clone()),
+        (None, false) => BlobCacheChoice::Default,
+    };
+    Ok(RegistryOptions {
+        ca_certs: registry.ca_cert.clone(),
+        insecure: registry.insecure,
+        credential: registry
+            .username
+            .clone()
+            .zip(password)
+            .map(|(username, password)| Credential::Basic { username, password }),
+        cache,
+    })
+}

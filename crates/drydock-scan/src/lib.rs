@@ -1,0 +1,29 @@
+//! The scan as a library: one image in, one scored report out.
+//!
+//! This crate owns the data flow that every front end (the `drydock` binary today, a server
+//! later) shares: choosing the source from the image argument (a local path or prefix, a local
+//! Docker/podman engine, a registry), opening and resolving the image, walking its layers in
+//! parallel or as they stream by within the [`Limits`] and one expansion budget, applying them
+//! in order with the efficiency measure and the secrets found per layer ([`load`]), and running
+//! the checks into a [`Report`] under a gate and a policy ([`report`], or [`scan`] for both).
+//! It takes plain data ([`ScanRequest`]), reports progress through [`ScanProgress`], and fails
+//! with a typed [`ScanError`] whose [`class`](ScanError::class) a front end maps as it likes.
+//!
+//! It must never print, look at a terminal, read a password from standard input, decide an exit
+//! code, or look for a policy file: those belong to the front end, which knows its user.
+
+mod error;
+mod load;
+mod progress;
+mod report;
+mod request;
+
+pub use drydock_layers::Limits;
+pub use drydock_registry::Credential;
+pub use drydock_report::{Gate, Policy, Report};
+pub use drydock_source::{ErrorClass, Platform};
+pub use error::ScanError;
+pub use load::{Scanned, WalkedLayer, load};
+pub use progress::{NoProgress, ScanProgress};
+pub use report::{catalogue, report, runtime_config, scan};
+pub use request::{BlobCacheChoice, RegistryOptions, ScanRequest, SourceChoice};

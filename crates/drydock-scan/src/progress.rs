@@ -1,0 +1,31 @@
+//! How a scan tells a display what it is doing, without knowing what the display is.
+
+use std::io::Read;
+
+/// What a scan reports as it goes. Layers are walked on several threads at once, so every
+/// method may be called from any of them; each does nothing by default.
+pub trait ScanProgress: Sync {
+    /// The image is resolved: `count` layers, `total_bytes` to read when every size is known
+    /// (an archive read once as it streams knows them only at its end).
+    fn layers(&self, count: usize, total_bytes: Option<u64>) {
+        let _ = (count, total_bytes);
+    }
+
+    /// One more layer is walked.
+    fn layer_done(&self) {}
+
+    /// Every byte the scan reads from the image goes through the reader returned here, so that
+    /// a display can count them.
+    fn reader<'a>(&self, reader: Box<dyn Read + Send + 'a>) -> Box<dyn Read + Send + 'a> {
+        reader
+    }
+
+    /// The bytes are read; the checks and the report start.
+    fn analysing(&self) {}
+}
+
+/// No display: for callers that only want the result.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl ScanProgress for NoProgress {}
