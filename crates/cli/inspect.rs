@@ -67,6 +67,12 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitStatus> {
                     Target::MuslBuiltin => value["provided_by"] = "musl libc".into(),
                     Target::Missing { skipped, hint } => {
                         value["missing"] = true.into();
+                        // What the real loader prints when it gives up on this name.
+                        if let (Some(miss), Some(flavour)) =
+                            (outcome.miss(index, name), facts.libc())
+                        {
+                            value["loader_says"] = miss.loader_words(flavour, &needed_by).into();
+                        }
                         if !skipped.is_empty() {
                             value["skipped"] = skipped.clone().into();
                         }
@@ -172,6 +178,9 @@ fn render(document: &serde_json::Value, facts: Option<&ElfFacts>) -> String {
                 "NOT FOUND".to_owned()
             };
             let _ = writeln!(out, "    {name} => {target}  [needed by {by}]");
+            if let Some(words) = library["loader_says"].as_str() {
+                let _ = writeln!(out, "      the loader says: {words}");
+            }
         }
     }
     for need in &facts.version_needs {

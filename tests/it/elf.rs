@@ -547,6 +547,23 @@ fn library_resolution_agrees_with_lddtree_and_the_real_loader() {
                 !broken, starts,
                 "{name}: drydock's verdict differs from the real loader's"
             );
+            let loader_spoke = stderr.contains("error while loading shared libraries")
+                || stderr.contains("Error loading shared library");
+            if !loaded && loader_spoke {
+                // `inspect` quotes what the loader prints for a library it cannot load.
+                let output = run(&["inspect", "--format", "json", &layout, program]);
+                let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+                let says: Vec<&str> = document["libraries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|l| l["loader_says"].as_str())
+                    .collect();
+                assert!(
+                    says.iter().any(|words| stderr.contains(words)),
+                    "{name}: the loader says {stderr}; inspect says {says:?}"
+                );
+            }
         }
     }
 }
