@@ -206,11 +206,13 @@ fn parse_stats(target: &str, stderr: &str) -> Run {
         target: target.to_owned(),
         ..Run::default()
     };
+    // `corp: 655/88Kb`: the count is before the slash.
     let number_after = |line: &str, key: &str| -> Option<u64> {
         let rest = line.split(key).nth(1)?;
         rest.split_whitespace()
             .next()?
-            .trim_end_matches('/')
+            .split('/')
+            .next()?
             .parse()
             .ok()
     };
@@ -448,4 +450,28 @@ fn tar_of(entries: &[(&str, &[u8])]) -> anyhow::Result<Vec<u8>> {
         builder.append_data(&mut header, name, *data)?;
     }
     Ok(builder.into_inner()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libfuzzer_statistics_are_read() {
+        let log = "#1000\tREDUCE cov: 10 ft: 20 corp: 5/1Kb\n\
+                   #643915\tDONE   cov: 1383 ft: 3795 corp: 655/88Kb lim: 920 exec/s: 1071 rss: 372Mb\n\
+                   stat::number_of_executed_units: 643915\n\
+                   stat::peak_rss_mb:              372\n";
+        let run = parse_stats("ld_conf", log);
+        assert_eq!(
+            (
+                run.executions,
+                run.coverage,
+                run.features,
+                run.corpus,
+                run.peak_rss_mb
+            ),
+            (643915, 1383, 3795, 655, 372)
+        );
+    }
 }
