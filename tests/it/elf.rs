@@ -432,21 +432,6 @@ fn config_env(layout: &str) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn unpack(layout: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let status = Command::new("umoci")
-        .args(["unpack", "--image", &format!("{layout}:latest")])
-        .arg(dir.path().join("bundle"))
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    dir
-}
-
 #[test]
 fn library_resolution_agrees_with_lddtree_and_the_real_loader() {
     // Where lddtree is wrong, the case is named with the right answer (checked by running
@@ -516,7 +501,7 @@ fn library_resolution_agrees_with_lddtree_and_the_real_loader() {
     ];
     for (name, program, starts) in cases {
         let layout = fixture(&format!("{name}/oci"));
-        let unpacked = unpack(&layout);
+        let unpacked = crate::support::umoci_unpack(&layout, "latest");
         let root = unpacked.path().join("bundle/rootfs");
         let ours = drydock_resolution(&layout, program, &root);
         let theirs = canonical_lddtree(lddtree(&root, program), &root);

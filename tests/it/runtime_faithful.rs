@@ -45,21 +45,6 @@ fn config(layout: &str, tag: &str) -> (Vec<String>, Vec<(String, String)>) {
     (argv, env)
 }
 
-fn unpack(layout: &str, tag: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let output = Command::new("umoci")
-        .args(["unpack", "--image", &format!("{layout}:{tag}")])
-        .arg(dir.path().join("bundle"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    dir
-}
-
 /// What a command did when run in a chroot: the PID it was started as (the PID the runtime
 /// would give it), whether it exited 0, and its output.
 struct Ran {
@@ -119,7 +104,7 @@ fn the_shell_form_is_reported_exactly_when_the_real_shell_stays_pid_1() {
         ("sh-busybox", "busybox ash"),
     ] {
         let layout = layout(image);
-        let unpacked = is_root().then(|| unpack(&layout, "single"));
+        let unpacked = is_root().then(|| crate::support::umoci_unpack(&layout, "single"));
         for tag in TAGS {
             let (argv, env) = config(&layout, tag);
             assert_eq!(argv[..2], ["/bin/sh", "-c"], "{image}:{tag}");
@@ -191,7 +176,7 @@ fn extension_modules_are_judged_by_the_loader_that_imports_them() {
         if !is_root() {
             continue;
         }
-        let unpacked = unpack(&layout, "latest");
+        let unpacked = crate::support::umoci_unpack(&layout, "latest");
         let ran = run_in(&unpacked.path().join("bundle/rootfs"), &argv, &env);
         assert_eq!(ran.success, loads, "{image}: dlopen says {}", ran.stderr);
         if !loads {
@@ -235,7 +220,7 @@ fn a_missing_library_is_told_in_the_loaders_own_words() {
             continue;
         }
         let (argv, env) = config(&layout, "latest");
-        let unpacked = unpack(&layout, "latest");
+        let unpacked = crate::support::umoci_unpack(&layout, "latest");
         let ran = run_in(&unpacked.path().join("bundle/rootfs"), &argv, &env);
         let started = ran.success && ran.stdout.starts_with("started");
         assert_eq!(started, starts, "{image}: the loader says {}", ran.stderr);
@@ -284,7 +269,7 @@ fn certificates_are_counted_as_go_loads_them() {
             continue;
         }
         let (argv, env) = config(&layout, "latest");
-        let unpacked = unpack(&layout, "latest");
+        let unpacked = crate::support::umoci_unpack(&layout, "latest");
         let ran = run_in(&unpacked.path().join("bundle/rootfs"), &argv, &env);
         let roots: usize = ran
             .stdout
@@ -328,7 +313,7 @@ fn zoneinfo_serves_explicit_loads_and_not_local_time() {
             continue;
         }
         let (argv, env) = config(&layout, "latest");
-        let unpacked = unpack(&layout, "latest");
+        let unpacked = crate::support::umoci_unpack(&layout, "latest");
         let ran = run_in(&unpacked.path().join("bundle/rootfs"), &argv, &env);
         assert!(ran.success, "{image}: {}", ran.stderr);
         assert_eq!(

