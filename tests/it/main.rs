@@ -16,6 +16,7 @@ mod hostile_suite;
 mod interpreter;
 mod kernel;
 mod leftovers;
+mod recipes;
 mod registry;
 mod registry_support;
 mod report;
