@@ -924,6 +924,11 @@ fn drop_artifacts<'a>(
     store: &dyn BlobStore,
     candidates: Vec<&'a Descriptor>,
 ) -> Vec<&'a Descriptor> {
+    // Entries that all carry a platform are chosen by it, and reading every platform's
+    // manifest (a request each, from a registry) would be work for nothing.
+    if candidates.iter().all(|d| descriptor_platform(d).is_some()) {
+        return candidates;
+    }
     if distinct_digests(&candidates).len() < 2 {
         return candidates;
     }
