@@ -1,6 +1,7 @@
 //! Small helpers for the blobs of hand-written images: digests, gzip, and Debian's compressors.
 
 use std::io::{Read, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
@@ -49,4 +50,15 @@ pub fn pipe_through(program: &str, args: &[&str], bytes: &[u8]) -> anyhow::Resul
         bail!("{program} failed");
     }
     Ok(out)
+}
+
+/// Writes an OCI layout's `index.json` listing `manifests` (descriptors as JSON).
+pub fn write_index_json(dir: &Path, manifests: &[serde_json::Value]) -> anyhow::Result<()> {
+    let bytes = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    }))?;
+    std::fs::write(dir.join("index.json"), bytes)?;
+    Ok(())
 }

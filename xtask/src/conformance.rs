@@ -445,13 +445,7 @@ impl Layout {
 
     /// Writes `index.json`.
     fn top(&self, manifests: &[Value]) -> anyhow::Result<()> {
-        let bytes = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "manifests": manifests,
-        }))?;
-        fs::write(self.dir.join("index.json"), bytes)?;
-        Ok(())
+        crate::blob::write_index_json(&self.dir, manifests)
     }
 }
 

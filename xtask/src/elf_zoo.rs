@@ -113,40 +113,16 @@ pub fn build(root: &Path, dir: &Path) -> anyhow::Result<()> {
 
 /// One image, one layer: every file of the zoo under `/zoo/`.
 fn image(dir: &Path, files: &Path, entries: &[Entry]) -> anyhow::Result<()> {
-    let layout = dir.join("oci");
-    let bundle = dir.join("bundle");
-    let image = format!("{}:latest", layout.display());
-    run(Command::new("umoci")
-        .args(["init", "--layout"])
-        .arg(&layout))?;
-    run(Command::new("umoci").args(["new", "--image", &image]))?;
-    run(Command::new("umoci")
-        .args(["unpack", "--image", &image])
-        .arg(&bundle))?;
-    let zoo = bundle.join("rootfs/zoo");
+    let builder = crate::fixtures::Builder::new(dir)?;
+    let zoo = builder.rootfs().join("zoo");
     fs::create_dir_all(&zoo)?;
     for entry in entries {
         fs::copy(files.join(&entry.file), zoo.join(&entry.file))
             .with_context(|| format!("copying {} into the image", entry.file))?;
     }
-    run(Command::new("umoci")
-        .args([
-            "repack",
-            "--refresh-bundle",
-            "--image",
-            &image,
-            "--history.created_by",
-            "COPY zoo/ /zoo/",
-        ])
-        .arg(&bundle))?;
-    run(Command::new("umoci").args([
-        "config",
-        "--image",
-        &image,
-        "--config.entrypoint",
-        "/zoo/go-amd64",
-    ]))?;
-    fs::remove_dir_all(&bundle)?;
+    builder.commit("COPY zoo/ /zoo/")?;
+    builder.config(&["--config.entrypoint", "/zoo/go-amd64"])?;
+    builder.finish()?;
     Ok(())
 }
 

@@ -536,13 +536,7 @@ impl Layout {
     }
 
     fn index_json(&self, manifests: &[Value]) -> anyhow::Result<()> {
-        let bytes = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "manifests": manifests,
-        }))?;
-        fs::write(self.dir.join("index.json"), bytes)?;
-        Ok(())
+        crate::blob::write_index_json(&self.dir, manifests)
     }
 }
 

@@ -264,32 +264,13 @@ impl<'a> ImageContext<'a> {
     /// finds it (relative to `WorkingDir`, or through `PATH`).
     pub fn entrypoint_program(&self) -> Option<(String, NodeId)> {
         let argv0 = *self.config.argv().first()?;
-        let candidates: Vec<String> = if argv0.contains('/') {
-            let base = self.config.working_dir.as_deref().unwrap_or("/");
-            vec![if argv0.starts_with('/') {
-                argv0.to_owned()
-            } else {
-                format!("{}/{argv0}", base.trim_end_matches('/'))
-            }]
-        } else {
-            let search = self.config.env_var("PATH").unwrap_or(DEFAULT_PATH);
-            search
-                .split(':')
-                .filter(|d| !d.is_empty())
-                .map(|d| format!("{}/{argv0}", d.trim_end_matches('/')))
-                .collect()
-        };
-        candidates.into_iter().find_map(|file| {
-            let node = self.tree.resolve(file.as_bytes(), true).ok()?;
-            (self.tree.entry(node).kind == FileKind::File).then(|| {
-                let real = self
-                    .tree
-                    .canonical(file.as_bytes())
-                    .map(|p| path::display(&p))
-                    .unwrap_or(file);
-                (real, node)
-            })
-        })
+        let (file, node) = crate::runtime::find_program(self, argv0)?;
+        let real = self
+            .tree
+            .canonical(file.as_bytes())
+            .map(|p| path::display(&p))
+            .unwrap_or(file);
+        Some((real, node))
     }
 
     /// The severity of a finding about `node`: as given when the entrypoint reaches it, one

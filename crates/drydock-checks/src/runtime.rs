@@ -55,16 +55,22 @@ pub fn is_dir(tree: &ImageTree, dir: &str) -> bool {
         .is_ok_and(|n| tree.entry(n).kind == FileKind::Dir)
 }
 
+/// Where the runtime looks for a command that names a path (it holds a `/`): as given when
+/// absolute, else relative to the working directory.
+pub fn command_path(cx: &ImageContext<'_>, program: &str) -> String {
+    if program.starts_with('/') {
+        program.to_owned()
+    } else {
+        let base = cx.config.working_dir.as_deref().unwrap_or("/");
+        format!("{}/{program}", base.trim_end_matches('/'))
+    }
+}
+
 /// Finds `program` the way `execvp` and the runtime do: a path as given (relative to the
 /// working directory), or the first match in `PATH`.
 pub fn find_program(cx: &ImageContext<'_>, program: &str) -> Option<(String, NodeId)> {
     let candidates: Vec<String> = if program.contains('/') {
-        let base = cx.config.working_dir.as_deref().unwrap_or("/");
-        vec![if program.starts_with('/') {
-            program.to_owned()
-        } else {
-            format!("{}/{program}", base.trim_end_matches('/'))
-        }]
+        vec![command_path(cx, program)]
     } else {
         cx.config
             .env_var("PATH")

@@ -4,7 +4,7 @@
 use drydock_facts::ShellKind;
 use drydock_layers::{FileKind, Lookup};
 
-use crate::runtime::{accounts, configured_user, find_program, regular_file};
+use crate::runtime::{accounts, command_path, configured_user, find_program, regular_file};
 use crate::shell::{Pid1, Script, pid1};
 use crate::{Check, Finding, ImageContext, Severity};
 
@@ -138,12 +138,7 @@ impl Check for Missing {
 /// the runtime: Go's `exec.LookPath` stats it (a symlink loop is `ELOOP`), and only a regular
 /// file can be executed (a directory, a named pipe or a device is `EACCES`).
 fn not_runnable(cx: &ImageContext<'_>, program: &str) -> Option<(String, &'static str)> {
-    let base = cx.config.working_dir.as_deref().unwrap_or("/");
-    let file = if program.starts_with('/') {
-        program.to_owned()
-    } else {
-        format!("{}/{program}", base.trim_end_matches('/'))
-    };
+    let file = command_path(cx, program);
     match cx.tree.resolve(file.as_bytes(), true) {
         Err(Lookup::TooManyLinks) => Some((
             format!(
