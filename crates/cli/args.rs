@@ -22,6 +22,10 @@ pub struct Cli {
 pub enum Command {
     /// Scan an image and report what will break, with a score and a gate verdict.
     Scan(ScanArgs),
+    /// Gate on the report an earlier `scan --attach` published next to the image, without
+    /// scanning again: exit 0 or 1 like `scan`, 5 when there is no verdict (none attached, or
+    /// older than `--max-age`).
+    Verdict(VerdictArgs),
     /// Print the image's final filesystem, as the layers build it.
     Tree(TreeArgs),
     /// Show what drydock knows about one file: ELF facts, and where the loader finds each
@@ -175,6 +179,113 @@ pub struct ScanArgs {
     /// When to colour the human report.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// After the scan, push the verdict into the image's repository as OCI referrers of the
+    /// scanned manifest (`--attach` alone: report,sarif). Needs push access; the referrers
+    /// API is used when the registry has it, else the `sha256-<hex>` tag index.
+    #[arg(
+        long,
+        value_name = "KIND,...",
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        value_delimiter = ',',
+        default_missing_value = "report,sarif"
+    )]
+    pub attach: Option<Vec<AttachKind>>,
+}
+
+/// A document `--attach` pushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum AttachKind {
+    /// The JSON report, what `drydock verdict` reads back.
+    Report,
+    /// SARIF 2.1.0 (for Ratify and SARIF-aware tools).
+    Sarif,
+    /// The unsigned in-toto statement (for `cosign attest`).
+    Intoto,
+}
+
+impl AttachKind {
+    pub fn kind(self) -> drydock_scan::AttachKind {
+        match self {
+            Self::Report => drydock_scan::AttachKind::Report,
+            Self::Sarif => drydock_scan::AttachKind::Sarif,
+            Self::Intoto => drydock_scan::AttachKind::Intoto,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct VerdictArgs {
+    /// The image in its registry, by tag or digest (`registry:5000/team/app:1.2`).
+    pub image: String,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// For a multi-platform index, check only this platform (default: every platform; the
+    /// worst verdict wins).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
+    pub platform: Option<Platform>,
+    /// What to print: the stored report, as `scan` prints it (json: one report, or a list of
+    /// them for several platforms).
+    #[arg(long, value_enum, default_value_t = VerdictFormat::Human)]
+    pub format: VerdictFormat,
+    /// Fail (exit 1) when a finding is at or above this severity; `none` never fails
+    /// [default: the gate the scan used].
+    #[arg(long, value_name = "SEVERITY", value_parser = parse_fail_on)]
+    pub fail_on: Option<FailOn>,
+    /// Also fail when the score is below this (0-100) [default: the gate the scan used].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub min_score: Option<u32>,
+    /// A report older than this is no verdict (exit 5): e.g. 24h, 7d, 90m, 1h30m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_age: Option<std::time::Duration>,
+    /// When to colour the human report.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VerdictFormat {
+    Human,
+    Json,
+}
+
+/// `24h`, `7d`, `1h30m`, `90s`, `2w`: whole numbers with units s, m, h, d (24 h), w.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    let mut parts = 0;
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => {
+                return Err(format!(
+                    "`{s}`: unknown unit `{c}` (use s, m, h, d or w: 24h, 7d)"
+                ));
+            }
+        };
+        let value: u64 = number
+            .parse()
+            .map_err(|_| format!("`{s}`: a number must come before `{c}` (e.g. 24h)"))?;
+        total = value
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("`{s}` is too long"))?;
+        number.clear();
+        parts += 1;
+    }
+    if !number.is_empty() || parts == 0 {
+        return Err(format!("`{s}` needs a unit (e.g. 24h, 7d, 90m)"));
+    }
+    Ok(std::time::Duration::from_secs(total))
 }
 
 impl ScanArgs {

@@ -18,6 +18,9 @@ pub enum ExitStatus {
     Unavailable = 3,
     /// The image is malformed, truncated, or fails digest verification.
     Invalid = 4,
+    /// `verdict`: no drydock report is attached to the image, or the newest is older than
+    /// `--max-age`.
+    NoVerdict = 5,
     /// A bug in drydock.
     Internal = 70,
 }

@@ -8,6 +8,7 @@ mod inspect;
 mod progress;
 mod request;
 mod tree;
+mod verdict;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -72,7 +73,8 @@ fn init_logging(verbose: u8, quiet: bool) {
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     let show_progress = !cli.quiet && cli.verbose == 0;
     match cli.command {
-        Command::Scan(args) => scan(args, show_progress),
+        Command::Scan(args) => scan(args, show_progress, cli.quiet),
+        Command::Verdict(args) => verdict::run(args, cli.quiet),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "drydock", &mut out);
@@ -130,7 +132,7 @@ fn load_policy(args: &ScanArgs) -> anyhow::Result<Option<drydock_report::Policy>
     Ok(Some(policy))
 }
 
-fn scan(args: ScanArgs, show_progress: bool) -> anyhow::Result<ExitStatus> {
+fn scan(args: ScanArgs, show_progress: bool, quiet: bool) -> anyhow::Result<ExitStatus> {
     let policy = load_policy(&args)?;
     let progress = progress::Progress::new(show_progress && std::io::stderr().is_terminal());
     let request = request::scan_request(&args.target, policy.as_ref())?;
@@ -158,6 +160,36 @@ fn scan(args: ScanArgs, show_progress: bool) -> anyhow::Result<ExitStatus> {
     }
     let color = args.color.enabled(std::io::stdout().is_terminal());
     write_stdout(render(args.format, color).as_bytes())?;
+    if let Some(kinds) = &args.attach {
+        let mut kinds: Vec<_> = kinds.iter().map(|k| k.kind()).collect();
+        kinds.sort();
+        kinds.dedup();
+        let attached = drydock_scan::attach(&request, &report, &kinds)?;
+        if !quiet {
+            let current: Vec<String> = attached
+                .current
+                .iter()
+                .map(|(kind, digest)| format!("{kind} {digest}"))
+                .collect();
+            eprintln!(
+                "drydock: attached to {}: {}{}",
+                report.image.shown_digest(),
+                if current.is_empty() {
+                    "nothing new (newer drydock referrers are already there)".to_owned()
+                } else {
+                    current.join(", ")
+                },
+                match attached.method {
+                    drydock_scan::ReferrersMethod::Api => " (referrers API)".to_owned(),
+                    drydock_scan::ReferrersMethod::TagSchema => format!(
+                        " (referrers tag; {} replaced, {} dangling pruned)",
+                        attached.replaced.len(),
+                        attached.pruned.len()
+                    ),
+                }
+            );
+        }
+    }
     Ok(if report.passed {
         ExitStatus::Passed
     } else {

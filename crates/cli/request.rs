@@ -25,7 +25,7 @@ pub fn scan_request(target: &Target, policy: Option<&Policy>) -> Result<ScanRequ
     })
 }
 
-fn registry_options(registry: &RegistryArgs) -> Result<RegistryOptions, UsageError> {
+pub fn registry_options(registry: &RegistryArgs) -> Result<RegistryOptions, UsageError> {
     let mut password = None;
     if registry.password_stdin {
         let secret = drydock_registry::password_from(std::io::stdin().lock())

@@ -4,6 +4,7 @@
 // Test helpers panic on purpose: a failed step is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod attach;
 mod attest;
 mod conformance;
 mod elf;

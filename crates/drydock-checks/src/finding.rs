@@ -71,7 +71,9 @@ impl std::str::FromStr for Severity {
 }
 
 /// One problem: what will break, where, and how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Finding {
     /// The check's stable id.
     pub id: String,

@@ -38,6 +38,8 @@ pub struct ClientOptions {
     pub credential: Option<Credential>,
     /// Attempts per request on connection errors, 5xx and 429.
     pub attempts: Option<u32>,
+    /// Ask for `push` as well as `pull` (for attaching referrers).
+    pub push: bool,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +58,7 @@ pub struct RegistryClient {
     credential: Option<Credential>,
     auth: Mutex<AuthState>,
     attempts: u32,
+    push: bool,
 }
 
 /// A URL as logs show it: without its query (pre-signed blob URLs carry credentials there)
@@ -157,6 +160,7 @@ impl RegistryClient {
             credential,
             auth: Mutex::new(AuthState::default()),
             attempts: options.attempts.unwrap_or(5).max(1),
+            push: options.push,
         };
         if reference.is_loopback() || options.insecure {
             // Docker's rule: loopback registries may speak plain HTTP. Prefer TLS when the
@@ -183,7 +187,8 @@ impl RegistryClient {
     }
 
     fn scope(&self) -> String {
-        format!("repository:{}:pull", self.reference.repository)
+        let actions = if self.push { "pull,push" } else { "pull" };
+        format!("repository:{}:{actions}", self.reference.repository)
     }
 
     fn auth_header(&self) -> Option<String> {
@@ -378,6 +383,13 @@ impl RegistryClient {
                 std::thread::sleep(wait);
                 continue;
             }
+            if status.is_client_error() {
+                return Err(RegistryError::Rejected {
+                    what: what.into(),
+                    status: status.as_u16(),
+                    reason: rejection_reason(status, response),
+                });
+            }
             if !status.is_success() {
                 return Err(RegistryError::Status {
                     what: what.into(),
@@ -450,6 +462,166 @@ impl RegistryClient {
         Ok(bytes)
     }
 
+    fn what(&self, reference: &str) -> String {
+        format!(
+            "{}/{}:{reference}",
+            self.reference.registry, self.reference.repository
+        )
+    }
+
+    /// Whether the repository holds this manifest or blob (`kind` is `manifests` or `blobs`).
+    pub fn exists(&self, kind: &str, digest: &str) -> Result<bool, RegistryError> {
+        let url = self.url(kind, digest);
+        let accept = MANIFEST_TYPES;
+        match self.send(&self.what(digest), &|http| {
+            http.head(&url).header(ACCEPT, accept)
+        }) {
+            Ok(_) => Ok(true),
+            Err(RegistryError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Uploads a small blob in one request pair (POST for a session, PUT with the digest),
+    /// unless the repository has it already. Returns its digest.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<String, RegistryError> {
+        let digest = sha256_digest(bytes);
+        if self.exists("blobs", &digest)? {
+            return Ok(digest);
+        }
+        let what = format!(
+            "uploading {digest} to {}",
+            self.what("").trim_end_matches(':')
+        );
+        let start = self.url("blobs", "uploads/");
+        let response = self.send(&what, &|http| http.post(&start))?;
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| RegistryError::Invalid {
+                what: what.clone(),
+                reason: "the registry opened an upload without a Location".into(),
+            })?;
+        let mut url = reqwest::Url::parse(&self.base)
+            .and_then(|base| base.join(location))
+            .map_err(|e| RegistryError::Invalid {
+                what: what.clone(),
+                reason: format!("the upload Location is not a URL: {e}"),
+            })?;
+        url.query_pairs_mut().append_pair("digest", &digest);
+        let body = bytes.to_vec();
+        self.send(&what, &|http| {
+            http.put(url.clone())
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .body(body.clone())
+        })?;
+        Ok(digest)
+    }
+
+    /// Stores a manifest or index under `reference` (a tag or its digest). Returns its digest
+    /// and the `OCI-Subject` the registry answered with, when it processes `subject` itself.
+    pub fn put_manifest(
+        &self,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(String, Option<String>), RegistryError> {
+        let digest = sha256_digest(bytes);
+        let url = self.url("manifests", reference);
+        let what = self.what(reference);
+        let body = bytes.to_vec();
+        let response = self.send(&what, &|http| {
+            http.put(&url)
+                .header(CONTENT_TYPE, media_type)
+                .body(body.clone())
+        })?;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        if let Some(claimed) = header("docker-content-digest")
+            && claimed != digest
+        {
+            return Err(RegistryError::Invalid {
+                what,
+                reason: format!("the registry stored {claimed} for a manifest of digest {digest}"),
+            });
+        }
+        Ok((digest, header("oci-subject")))
+    }
+
+    /// Deletes a manifest by digest. False when it was already gone.
+    pub fn delete_manifest(&self, digest: &str) -> Result<bool, RegistryError> {
+        let url = self.url("manifests", digest);
+        match self.send(&self.what(digest), &|http| http.delete(&url)) {
+            Ok(_) => Ok(true),
+            Err(RegistryError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The OCI 1.1 referrers API: the index of manifests whose `subject` is `digest`, pages
+    /// joined; `None` when the registry does not serve the API (it answers 404 or another
+    /// 4xx there, as distribution 2.8 does).
+    pub fn referrers(&self, digest: &str) -> Result<Option<Vec<serde_json::Value>>, RegistryError> {
+        let mut url = self.url("referrers", digest);
+        let what = format!("referrers of {}", self.what(digest));
+        let mut descriptors = Vec::new();
+        for _page in 0..64 {
+            let response = match self.send(&what, &|http| {
+                http.get(&url)
+                    .header(ACCEPT, "application/vnd.oci.image.index.v1+json")
+            }) {
+                Ok(response) => response,
+                Err(RegistryError::NotFound { .. } | RegistryError::Rejected { .. }) => {
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            };
+            let next = response
+                .headers()
+                .get(reqwest::header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_link);
+            let bytes = read_capped(response, MAX_DOCUMENT, &what)?;
+            let index: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| RegistryError::Invalid {
+                    what: what.clone(),
+                    reason: format!("not an image index: {e}"),
+                })?;
+            match index.get("manifests") {
+                Some(serde_json::Value::Array(page)) => descriptors.extend(page.iter().cloned()),
+                Some(serde_json::Value::Null) | None => {}
+                Some(_) => {
+                    return Err(RegistryError::Invalid {
+                        what,
+                        reason: "`manifests` is not a list".into(),
+                    });
+                }
+            }
+            match next {
+                Some(link) => {
+                    url = reqwest::Url::parse(&self.base)
+                        .and_then(|base| base.join(&link))
+                        .map_err(|e| RegistryError::Invalid {
+                            what: what.clone(),
+                            reason: format!("the next page's Link is not a URL: {e}"),
+                        })?
+                        .to_string();
+                }
+                None => return Ok(Some(descriptors)),
+            }
+        }
+        Err(RegistryError::Invalid {
+            what,
+            reason: "more than 64 pages of referrers".into(),
+        })
+    }
+
     /// Opens a blob as a stream that resumes where it was cut.
     pub fn blob(&self, digest: &str) -> Result<BlobStream<'_>, RegistryError> {
         let url = self.url("blobs", digest);
@@ -463,6 +635,57 @@ impl RegistryClient {
             resumes: 0,
         })
     }
+}
+
+/// A 4xx answer in words: its status and the distribution error codes of its body
+/// (`MANIFEST_BLOB_UNKNOWN: blob unknown to registry`), escaped and cut short.
+fn rejection_reason(status: StatusCode, response: Response) -> String {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        #[serde(default)]
+        errors: Vec<ErrorEntry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorEntry {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    let body = read_capped(response, 64 << 10, "").unwrap_or_default();
+    let codes: Vec<String> = serde_json::from_slice::<Errors>(&body)
+        .map(|e| {
+            e.errors
+                .into_iter()
+                .map(|e| {
+                    let text = format!("{}: {}", e.code, e.message);
+                    text.chars().filter(|c| !c.is_control()).take(200).collect()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if codes.is_empty() {
+        status.to_string()
+    } else {
+        format!("{status} ({})", codes.join("; "))
+    }
+}
+
+/// The target of `rel="next"` in a `Link` header: `</v2/a/referrers/sha256:…?n=2>; rel="next"`.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        params
+            .split(';')
+            .any(|p| p.trim().trim_start_matches("rel=").trim_matches('"') == "next")
+            .then(|| {
+                target
+                    .trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_owned()
+            })
+    })
 }
 
 fn read_capped(response: Response, limit: u64, what: &str) -> Result<Vec<u8>, RegistryError> {

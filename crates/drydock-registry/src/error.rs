@@ -12,6 +12,13 @@ pub enum RegistryError {
     Tls { host: String, reason: String },
     #[error("{what}: {status}")]
     Status { what: String, status: String },
+    /// A 4xx other than 401, 403 and 404: the registry refused what was sent.
+    #[error("{what}: the registry refused it: {reason}")]
+    Rejected {
+        what: String,
+        status: u16,
+        reason: String,
+    },
     #[error("{what}: not found")]
     NotFound { what: String },
     #[error("{what}: access denied: {reason}")]

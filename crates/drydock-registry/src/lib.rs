@@ -4,11 +4,13 @@
 //! ([`RegistryClient`]: token and basic auth with docker/podman credentials, TLS with extra
 //! CAs, retries, resumable blob downloads), the verified content-addressed blob cache
 //! ([`BlobCache`]), the registry as a [`drydock_source::BlobStore`] ([`RemoteStore`]), and the
-//! Docker/podman engine export ([`Engine`]).
+//! Docker/podman engine export ([`Engine`]), and OCI 1.1 referrers pushed and listed by the API
+//! or the tag schema ([`referrers`]).
 //!
 //! It must never put a secret in an error, a log or a `Debug` string, never send a credential
 //! to a host other than the one it belongs to, never keep an unverified blob in its cache, and
-//! never talk to a network unless asked to scan a reference.
+//! never talk to a network unless asked to scan a reference or attach to one, never push
+//! unless asked to attach, and never remove a referrer that is not an older one of its own slot.
 
 mod auth;
 mod cache;
@@ -16,6 +18,7 @@ mod client;
 mod engine;
 mod error;
 mod reference;
+pub mod referrers;
 mod store;
 
 pub use auth::{Credential, Secret, password_from};

@@ -10,7 +10,7 @@ use crate::score::{Gate, Grade};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One scan's result.
-#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Report {
     /// The version of this contract; see `docs/report.md`.
     pub schema_version: u32,
@@ -41,7 +41,7 @@ pub struct Report {
 }
 
 /// The program that wrote a report.
-#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ToolInfo {
     pub name: String,
     pub version: String,
@@ -57,7 +57,7 @@ impl Default for ToolInfo {
 }
 
 /// The gate's thresholds, after the command line and the policy file.
-#[derive(Debug, Clone, Copy, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct GateReport {
     /// Findings at or above this fail the gate; null never fails on findings.
     pub fail_on: Option<Severity>,
@@ -65,7 +65,7 @@ pub struct GateReport {
 }
 
 /// A finding a policy ignore accepted, with the ignore.
-#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct SuppressedFinding {
     #[serde(flatten)]
     pub finding: ReportFinding,
@@ -73,7 +73,7 @@ pub struct SuppressedFinding {
 }
 
 /// An ignore rule of the policy file.
-#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct IgnoreReport {
     pub id: String,
     /// The path glob, when the ignore has one.
@@ -84,7 +84,7 @@ pub struct IgnoreReport {
 }
 
 /// What the policy file changed.
-#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct PolicyReport {
     pub file: String,
     /// `sha256:<hex>` of the file's bytes.
@@ -204,7 +204,7 @@ fn rfc3339_seconds(time: Timestamp) -> String {
 
 /// A finding as the report shows it: what the check found, the layer that made it, what it
 /// cost, where it is explained.
-#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ReportFinding {
     #[serde(flatten)]
     pub finding: Finding,
@@ -253,7 +253,7 @@ impl Deref for ReportFinding {
 }
 
 /// Which image was scanned.
-#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ImageInfo {
     /// What the user named, with its transport: `docker-archive:app.tar`.
     pub source: String,
@@ -329,7 +329,7 @@ fn repository_name(reference: &str) -> String {
 }
 
 /// One layer of the scanned image.
-#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct LayerReport {
     pub index: usize,
     /// The blob digest, when the format records it.

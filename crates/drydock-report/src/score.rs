@@ -4,7 +4,9 @@ use drydock_checks::{Finding, Severity};
 
 /// A letter for the score: A from 90, B from 80, C from 70, D from 60, F below or with any
 /// critical finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub enum Grade {
     A,
     B,

@@ -1,7 +1,7 @@
 //! Why a scan produced no verdict.
 
 use drydock_layers::{ApplyError, WalkError};
-use drydock_registry::ReferenceError;
+use drydock_registry::{ReferenceError, RegistryError};
 use drydock_source::{ErrorClass, SourceError};
 
 /// Why a scan produced no verdict, with the blob and the path it is about.
@@ -23,6 +23,17 @@ pub enum ScanError {
     Walk { layer: String, source: WalkError },
     #[error("{layer}: {source}")]
     Apply { layer: String, source: ApplyError },
+    /// Attaching or reading referrers failed at the registry.
+    #[error("{what}: {source}")]
+    Registry { what: String, source: RegistryError },
+    /// `--attach` and `verdict` need an image in a registry, named by reference.
+    #[error(
+        "{image}: referrers live in a registry; name the image by its reference (docker://REGISTRY/REPOSITORY:TAG)"
+    )]
+    NotARegistryImage { image: String },
+    /// A document read back from the registry is not what it claims to be.
+    #[error("{what}: {reason}")]
+    Referrer { what: String, reason: String },
 }
 
 impl ScanError {
@@ -36,7 +47,12 @@ impl ScanError {
                 source: WalkError::Read(e),
                 ..
             } if is_local_io(e) => ErrorClass::Unavailable,
-            Self::Walk { .. } | Self::Apply { .. } => ErrorClass::Invalid,
+            Self::Walk { .. } | Self::Apply { .. } | Self::Referrer { .. } => ErrorClass::Invalid,
+            Self::NotARegistryImage { .. } => ErrorClass::Usage,
+            Self::Registry { source, .. } => match source {
+                RegistryError::Invalid { .. } => ErrorClass::Invalid,
+                _ => ErrorClass::Unavailable,
+            },
         }
     }
 }

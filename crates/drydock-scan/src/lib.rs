@@ -5,21 +5,27 @@
 //! Docker/podman engine, a registry), opening and resolving the image, walking its layers in
 //! parallel or as they stream by within the [`Limits`] and one expansion budget, applying them
 //! in order with the efficiency measure and the secrets found per layer ([`load`]), and running
-//! the checks into a [`Report`] under a gate and a policy ([`report`], or [`scan`] for both).
+//! the checks into a [`Report`] under a gate and a policy ([`report`], or [`scan`] for both),
+//! publishing that report next to the image as OCI referrers ([`attach`]) and reading it back
+//! for a later gate ([`read_verdicts`]).
 //! It takes plain data ([`ScanRequest`]), reports progress through [`ScanProgress`], and fails
 //! with a typed [`ScanError`] whose [`class`](ScanError::class) a front end maps as it likes.
 //!
 //! It must never print, look at a terminal, read a password from standard input, decide an exit
 //! code, or look for a policy file: those belong to the front end, which knows its user.
 
+mod attach;
 mod error;
 mod load;
 mod progress;
 mod report;
 mod request;
+mod verdict;
 
+pub use attach::{AttachKind, KIND_ANNOTATION, REPORT_ARTIFACT_TYPE, annotations, attach};
 pub use drydock_layers::Limits;
 pub use drydock_registry::Credential;
+pub use drydock_registry::referrers::{Attached, ReferrersMethod};
 pub use drydock_report::{Gate, Policy, Report};
 pub use drydock_source::{ErrorClass, Platform};
 pub use error::ScanError;
@@ -27,3 +33,4 @@ pub use load::{Scanned, WalkedLayer, load};
 pub use progress::{NoProgress, ScanProgress};
 pub use report::{catalogue, report, runtime_config, scan};
 pub use request::{BlobCacheChoice, RegistryOptions, ScanRequest, SourceChoice};
+pub use verdict::{PlatformVerdict, StoredReport, VerdictRequest, Verdicts, read_verdicts};

@@ -52,7 +52,7 @@ enum LayerError {
 type Walked = Result<LayerWalk<FileFacts>, LayerError>;
 
 /// Where the image comes from, decided from the argument.
-enum Origin {
+pub(crate) enum Origin {
     Local(ImageSpec),
     Engine(Engine, String),
     Registry(Reference),
@@ -60,7 +60,7 @@ enum Origin {
 
 /// Decides the source: prefixes first, then an existing path, then a reference looked up in a
 /// local engine that holds it and else in its registry.
-fn origin(request: &ScanRequest) -> Result<Origin, ScanError> {
+pub(crate) fn origin(request: &ScanRequest) -> Result<Origin, ScanError> {
     let image = request.image.as_str();
     let engine_name = image.strip_prefix("docker-daemon:");
     let local_prefix = ["docker-archive:", "oci-archive:", "oci:", "dir:"]
@@ -117,12 +117,13 @@ fn origin(request: &ScanRequest) -> Result<Origin, ScanError> {
     Ok(Origin::Registry(reference))
 }
 
-fn client_options(registry: &RegistryOptions) -> ClientOptions {
+pub(crate) fn client_options(registry: &RegistryOptions) -> ClientOptions {
     ClientOptions {
         ca_certs: registry.ca_certs.clone(),
         insecure: registry.insecure,
         credential: registry.credential.clone(),
         attempts: None,
+        push: false,
     }
 }
 
