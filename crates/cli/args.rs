@@ -26,6 +26,9 @@ pub enum Command {
     /// scanning again: exit 0 or 1 like `scan`, 5 when there is no verdict (none attached, or
     /// older than `--max-age`).
     Verdict(VerdictArgs),
+    /// Run drydock as a service: scan on registry push, answer Harbor's scanner API and
+    /// Kubernetes admission from stored verdicts (docs/serve.md).
+    Serve(crate::serve::ServeArgs),
     /// Print the image's final filesystem, as the layers build it.
     Tree(TreeArgs),
     /// Show what drydock knows about one file: ELF facts, and where the loader finds each

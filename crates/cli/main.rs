@@ -7,6 +7,7 @@ mod exit;
 mod inspect;
 mod progress;
 mod request;
+mod serve;
 mod tree;
 mod verdict;
 
@@ -39,11 +40,12 @@ fn init_logging(verbose: u8, quiet: bool) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => {
-            "warn,drydock=info,drydock_scan=info,drydock_source=info,drydock_registry=info"
+            "warn,drydock=info,drydock_scan=info,drydock_source=info,drydock_registry=info,\
+             drydock_serve=info"
         }
         (false, 2) => {
             "warn,drydock=debug,drydock_scan=debug,drydock_source=debug,drydock_registry=debug,\
-             drydock_layers=debug"
+             drydock_layers=debug,drydock_serve=debug"
         }
         (false, _) => "trace",
     };
@@ -85,6 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             write_stdout(drydock_report::json_schema().as_bytes())?;
             Ok(ExitStatus::Passed)
         }
+        Command::Serve(args) => serve::run(args),
         Command::Tree(args) => tree::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Checks => {

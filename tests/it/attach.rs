@@ -434,7 +434,7 @@ fn verdict_refuses_a_report_about_another_digest() {
     let other_digest = api.digest_of("swap/app", "other");
     // Plant the good image's report in the other image's referrers index.
     let planted = of_type(&api.tag_index("swap/app", &good_digest), REPORT_TYPE)[0].clone();
-    api.put_tag_index("swap/app", &other_digest, &[planted.clone()]);
+    api.put_tag_index("swap/app", &other_digest, std::slice::from_ref(&planted));
 
     let output = run(&["verdict", &other], None);
     assert_eq!(code(&output), 5, "{}", stderr(&output));
@@ -607,10 +607,10 @@ struct ReferrersProxy {
 }
 
 type Referrers = Arc<Mutex<HashMap<String, Vec<Value>>>>;
+/// (method, target, lower-cased headers, body).
+type Request = (String, String, Vec<(String, String)>, Vec<u8>);
 
-fn read_request(
-    stream: &mut BufReader<TcpStream>,
-) -> Option<(String, String, Vec<(String, String)>, Vec<u8>)> {
+fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Request> {
     let mut line = String::new();
     stream.read_line(&mut line).ok()?;
     let mut parts = line.split_whitespace();

@@ -24,5 +24,6 @@ mod report;
 mod runtime;
 mod runtime_faithful;
 mod secrets;
+mod serve;
 mod support;
 mod tree_vs_umoci;

@@ -28,7 +28,7 @@ pub const PASSWORD: &str = "s3cret-p4ss";
 /// The refresh token the issuer accepts (a docker `identitytoken`).
 pub const REFRESH_TOKEN: &str = "refresh-0123456789";
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -36,7 +36,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for(port: u16) {
+pub fn wait_for(port: u16) {
     let started = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -104,6 +104,12 @@ fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 
 impl Registry {
     pub fn start(auth: Auth, tls: bool) -> Self {
+        Self::start_with(auth, tls, "")
+    }
+
+    /// Starts a registry with `extra` appended to its configuration (top-level YAML, such as
+    /// a `notifications:` block).
+    pub fn start_with(auth: Auth, tls: bool, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut config = format!(
@@ -142,6 +148,7 @@ impl Registry {
                 issuer = Some(started);
             }
         }
+        config.push_str(extra);
         let config_path = dir.path().join("config.yml");
         fs::write(&config_path, config).unwrap();
         let child = Command::new("docker-registry")

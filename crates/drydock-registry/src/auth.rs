@@ -44,6 +44,9 @@ pub enum Credential {
     /// An OAuth2 refresh token (`identitytoken` in docker's config): exchanged at the token
     /// service, never sent to the registry itself.
     IdentityToken(Secret),
+    /// A registry bearer token obtained elsewhere (Harbor hands its scanners one, already
+    /// exchanged for the repository): sent as is, never exchanged.
+    Bearer(Secret),
 }
 
 impl Credential {

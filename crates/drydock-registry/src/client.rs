@@ -192,6 +192,9 @@ impl RegistryClient {
     }
 
     fn auth_header(&self) -> Option<String> {
+        if let Some(Credential::Bearer(token)) = &self.credential {
+            return Some(format!("Bearer {}", token.expose()));
+        }
         let state = self.auth.lock().ok()?;
         match &state.challenge {
             Some(Challenge::Basic) => match &self.credential {
@@ -226,6 +229,12 @@ impl RegistryClient {
                 Challenge::Bearer { .. } => "token",
             }
         );
+        if matches!(self.credential, Some(Credential::Bearer(_))) {
+            return Err(RegistryError::Unauthorized {
+                what: what.into(),
+                reason: "the registry refused the bearer token it was given (expired, or without access to this repository)".into(),
+            });
+        }
         match &challenge {
             Challenge::Basic => {
                 if !matches!(self.credential, Some(Credential::Basic { .. })) {

@@ -11,6 +11,7 @@
 //! fields are added, never renamed or removed, without a new `schema_version`.
 
 mod codequality;
+pub mod harbor;
 mod human;
 mod intoto;
 mod junit;

@@ -1,0 +1,253 @@
+//! What `drydock serve` is told: a TOML file, with the command line's flags laid over it by the
+//! front end.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use drydock_registry::{Credential, Secret};
+
+use crate::ServeError;
+
+/// What an admission request gets for an image that has no verdict yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnMiss {
+    /// Refuse the workload until the image is scanned.
+    #[default]
+    Deny,
+    /// Admit it with a warning.
+    Warn,
+    /// Admit it silently.
+    Allow,
+}
+
+impl std::str::FromStr for OnMiss {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "deny" => Ok(Self::Deny),
+            "warn" => Ok(Self::Warn),
+            "allow" => Ok(Self::Allow),
+            other => Err(format!("`{other}` is not deny, warn or allow")),
+        }
+    }
+}
+
+/// How to reach one registry host.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// `host[:port]` as references name it (`registry.corp:5000`).
+    pub host: String,
+    pub username: Option<String>,
+    /// The password itself; prefer `password_file`.
+    pub password: Option<String>,
+    /// A file whose content (trailing newline removed) is the password.
+    pub password_file: Option<PathBuf>,
+    /// Plain HTTP or unverified TLS for this host.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Extra CA files for this host, beside the global ones.
+    #[serde(default)]
+    pub ca_certs: Vec<PathBuf>,
+}
+
+/// Faults the test suite injects; never set in production.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Testing {
+    /// Answer 500 to this many registry notification deliveries, after storing them (as a
+    /// crash between the commit and the answer would).
+    #[serde(default)]
+    pub fail_hooks: u32,
+    /// Hold every scan this long before it starts, so that a test can interrupt one.
+    #[serde(default)]
+    pub scan_delay_ms: u64,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where to listen (`0.0.0.0:8080`).
+    pub listen: SocketAddr,
+    /// The SQLite database file (created with its directory).
+    pub store: PathBuf,
+    /// Scans at once.
+    pub workers: usize,
+    /// Bearer tokens / API keys accepted on every endpoint but the probes.
+    pub tokens: Vec<String>,
+    /// Files holding one token each (Kubernetes secrets mounted as files).
+    pub token_files: Vec<PathBuf>,
+    /// Serve without any token (only for a loopback test bed).
+    pub allow_unauthenticated: bool,
+    /// Answer `/k8s/validate` without a token: the API server sends none unless its
+    /// admission configuration gives it a kubeconfig; put TLS and a network policy in front.
+    pub admission_without_token: bool,
+    /// The policy file (`drydock.toml` format) every scan runs under.
+    pub policy: Option<PathBuf>,
+    /// PEM files of CA certificates trusted for every registry.
+    pub ca_certs: Vec<PathBuf>,
+    /// Credentials and TLS settings per registry host.
+    pub registries: Vec<RegistryConfig>,
+    /// The registry a notification is about when its event names no host, or always when
+    /// `hook_registry_override` is set (a registry that reports an address drydock cannot use).
+    pub hook_registry: Option<String>,
+    pub hook_registry_override: bool,
+    /// What admission does for an image with no verdict.
+    pub on_miss: OnMiss,
+    /// The time an admission answer may take, whatever the registries do.
+    pub admission_budget_ms: u64,
+    /// How long a tag resolved to a digest is reused.
+    pub resolve_cache_seconds: u64,
+    /// How long a worker holds a job before another may take it over; extended while it runs.
+    pub lease_seconds: u64,
+    /// Attempts at one job before it is failed.
+    pub max_attempts: u32,
+    /// How long SIGTERM waits for running scans before putting them back in the queue.
+    pub shutdown_grace_seconds: u64,
+    /// Where verified blobs are cached (default: `blobs` beside the store).
+    pub cache_dir: Option<PathBuf>,
+    /// This node's name in job leases (default: the host name).
+    pub node: Option<String>,
+    pub testing: Testing,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            store: PathBuf::from("drydock-serve.db"),
+            workers: 2,
+            tokens: Vec::new(),
+            token_files: Vec::new(),
+            allow_unauthenticated: false,
+            admission_without_token: false,
+            policy: None,
+            ca_certs: Vec::new(),
+            registries: Vec::new(),
+            hook_registry: None,
+            hook_registry_override: false,
+            on_miss: OnMiss::Deny,
+            admission_budget_ms: 2000,
+            resolve_cache_seconds: 60,
+            lease_seconds: 600,
+            max_attempts: 3,
+            shutdown_grace_seconds: 25,
+            cache_dir: None,
+            node: None,
+            testing: Testing::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML configuration file.
+    pub fn from_file(path: &Path) -> Result<Self, ServeError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ServeError::Config {
+            file: path.display().to_string(),
+            message: format!("cannot read it: {e}"),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<Self, ServeError> {
+        toml::from_str(text).map_err(|e| ServeError::Config {
+            file: file.to_owned(),
+            message: e.to_string().trim().replace('\n', " "),
+        })
+    }
+
+    pub(crate) fn admission_budget(&self) -> Duration {
+        Duration::from_millis(self.admission_budget_ms.max(100))
+    }
+
+    pub(crate) fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_seconds.max(10))
+    }
+
+    /// Every accepted token: the inline ones and those in token files.
+    pub(crate) fn all_tokens(&self) -> Result<Vec<Secret>, ServeError> {
+        let mut tokens: Vec<Secret> = self.tokens.iter().map(Secret::new).collect();
+        for file in &self.token_files {
+            let text = std::fs::read_to_string(file).map_err(|e| ServeError::Config {
+                file: file.display().to_string(),
+                message: format!("cannot read the token file: {e}"),
+            })?;
+            let token = text.trim();
+            if !token.is_empty() {
+                tokens.push(Secret::new(token));
+            }
+        }
+        tokens.retain(|t| !t.expose().is_empty());
+        Ok(tokens)
+    }
+
+    /// The settings for one registry host.
+    pub(crate) fn registry(&self, host: &str) -> Option<&RegistryConfig> {
+        self.registries.iter().find(|r| r.host == host)
+    }
+
+    /// The credential configured for `host`, if any.
+    pub(crate) fn credential(&self, host: &str) -> Result<Option<Credential>, ServeError> {
+        let Some(registry) = self.registry(host) else {
+            return Ok(None);
+        };
+        let Some(username) = &registry.username else {
+            return Ok(None);
+        };
+        let password = match (&registry.password, &registry.password_file) {
+            (Some(password), _) => password.clone(),
+            (None, Some(file)) => std::fs::read_to_string(file)
+                .map_err(|e| ServeError::Config {
+                    file: file.display().to_string(),
+                    message: format!("cannot read the password file: {e}"),
+                })?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(Credential::Basic {
+            username: username.clone(),
+            password: Secret::new(password),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_sets_what_it_names_and_defaults_fill_the_rest() {
+        let config = Config::parse(
+            r#"
+listen = "127.0.0.1:9000"
+store = "/var/lib/drydock/serve.db"
+workers = 4
+tokens = ["abc"]
+on_miss = "warn"
+[[registries]]
+host = "registry.corp:5000"
+username = "ci"
+password = "pw"
+"#,
+            "serve.toml",
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.workers, 4);
+        assert_eq!(config.on_miss, OnMiss::Warn);
+        assert_eq!(config.admission_budget_ms, 2000);
+        let credential = config.credential("registry.corp:5000").unwrap().unwrap();
+        assert!(matches!(credential, Credential::Basic { username, .. } if username == "ci"));
+        assert!(config.credential("other").unwrap().is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_the_file_name() {
+        let error = Config::parse("listne = \"x\"", "serve.toml").unwrap_err();
+        assert!(error.to_string().contains("serve.toml"), "{error}");
+    }
+}

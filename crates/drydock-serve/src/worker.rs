@@ -1,0 +1,279 @@
+//! The worker pool: dedicated threads (scans are CPU and blocking I/O, never on the async
+//! runtime) that claim jobs from the store, run `drydock_scan::scan`, and store the verdicts.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use drydock_checks::Severity;
+use drydock_registry::{Credential, Reference};
+use drydock_report::Report;
+use drydock_report::harbor::HarborFindings;
+use drydock_scan::{
+    BlobCacheChoice, ErrorClass, Limits, NoProgress, Platform, RegistryOptions, ScanRequest,
+    SourceChoice,
+};
+
+use crate::resolve::{ManifestKind, client_options, fetch};
+use crate::state::{Shared, now};
+use crate::store::{Child, Job, Verdict};
+
+/// Starts `n` workers.
+pub fn start(shared: &Arc<Shared>, n: usize) -> Vec<JoinHandle<()>> {
+    (0..n.max(1))
+        .filter_map(|i| {
+            let shared = Arc::clone(shared);
+            std::thread::Builder::new()
+                .name(format!("drydock-worker-{i}"))
+                .spawn(move || work(&shared))
+                .map_err(|e| log::error!("cannot start worker {i}: {e}"))
+                .ok()
+        })
+        .collect()
+}
+
+fn work(shared: &Shared) {
+    let lease = i64::try_from(shared.config.lease().as_secs()).unwrap_or(600);
+    while !shared.is_shutting_down() {
+        match shared
+            .store
+            .claim(&shared.node, &shared.owner, now(), lease)
+        {
+            Ok(Some(job)) => {
+                let id = job.id;
+                // A panic is a bug; it fails the job rather than the worker.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run(shared, job);
+                }));
+                if ran.is_err() {
+                    log::error!("job {id}: the scan panicked");
+                    shared.metrics.error("internal");
+                    if let Err(e) = shared.store.fail(id, "internal error", "internal", now()) {
+                        log::error!("{e}");
+                    }
+                }
+            }
+            Ok(None) => shared.wait(Duration::from_secs(2)),
+            Err(e) => {
+                log::error!("{e}");
+                shared.metrics.error("store");
+                shared.wait(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// Why a job failed, and its class (`usage`, `unavailable`, `invalid`).
+struct JobError {
+    message: String,
+    class: &'static str,
+}
+
+fn class_name(class: ErrorClass) -> &'static str {
+    match class {
+        ErrorClass::Usage => "usage",
+        ErrorClass::Unavailable => "unavailable",
+        ErrorClass::Invalid => "invalid",
+    }
+}
+
+fn run(shared: &Shared, job: Job) {
+    let id = job.id;
+    let max = shared.config.max_attempts.max(1);
+    let outcome = if job.attempts > max {
+        Err(JobError {
+            message: format!(
+                "gave up after {max} attempts: each stopped without an answer (a crash or a kill)"
+            ),
+            class: "internal",
+        })
+    } else {
+        let delay = shared.config.testing.scan_delay_ms;
+        if delay > 0 {
+            std::thread::sleep(Duration::from_millis(delay));
+        }
+        log::info!(
+            "job {id}: scanning {}/{}@{}",
+            job.registry,
+            job.repository,
+            job.key.digest
+        );
+        let started = Instant::now();
+        let outcome = scan_job(shared, &job);
+        shared.metrics.scan_seconds(started.elapsed().as_secs_f64());
+        outcome
+    };
+    if let Ok(mut credentials) = shared.credentials.lock() {
+        credentials.remove(&id);
+    }
+    let stored = match outcome {
+        Ok((verdicts, children, note)) => {
+            log::info!("job {id}: done, {} verdict(s)", verdicts.len());
+            shared
+                .store
+                .finish(id, &verdicts, children.as_deref(), note.as_deref(), now())
+        }
+        Err(error) => {
+            log::warn!("job {id}: failed: {}", error.message);
+            shared.metrics.error(error.class);
+            shared.store.fail(id, &error.message, error.class, now())
+        }
+    };
+    if let Err(e) = stored {
+        log::error!("job {id}: {e}");
+        shared.metrics.error("store");
+    }
+}
+
+type Outcome = (Vec<Verdict>, Option<Vec<Child>>, Option<String>);
+
+fn scan_job(shared: &Shared, job: &Job) -> Result<Outcome, JobError> {
+    let credential: Option<Credential> = shared
+        .credentials
+        .lock()
+        .ok()
+        .and_then(|c| c.get(&job.id).cloned());
+    let options = client_options(&shared.config, &job.registry, job.plain_http, credential)
+        .map_err(|message| JobError {
+            message,
+            class: "usage",
+        })?;
+    let name = format!("{}/{}@{}", job.registry, job.repository, job.key.digest);
+    let reference = Reference::parse(&name).map_err(|e| JobError {
+        message: e.to_string(),
+        class: "usage",
+    })?;
+    let registry = RegistryOptions {
+        ca_certs: options.ca_certs.clone(),
+        insecure: options.insecure,
+        credential: options.credential.clone(),
+        cache: BlobCacheChoice::Dir(shared.blob_cache.clone()),
+    };
+    if !job.key.platform.is_empty() {
+        let platform: Platform = job.key.platform.parse().map_err(|e| JobError {
+            message: format!("platform `{}`: {e}", job.key.platform),
+            class: "usage",
+        })?;
+        let verdict = scan_one(shared, job, &name, Some(platform), &registry)?;
+        return Ok((vec![verdict], None, None));
+    }
+    let resolved = fetch(&reference, &options).map_err(|message| JobError {
+        message,
+        class: "unavailable",
+    })?;
+    match resolved.kind {
+        ManifestKind::Image => Ok((
+            vec![scan_one(shared, job, &name, None, &registry)?],
+            None,
+            None,
+        )),
+        ManifestKind::Artifact(config) => Ok((
+            Vec::new(),
+            None,
+            Some(format!(
+                "not a container image (config type `{config}`): nothing to scan"
+            )),
+        )),
+        ManifestKind::Index(children) => {
+            let mut verdicts = Vec::new();
+            for child in &children {
+                // A registry gets every child before the index (each its own push event, so
+                // often its own job): a child with a verdict is not scanned again.
+                let known = shared
+                    .store
+                    .verdicts(&child.digest, &shared.engine_version, &shared.policy_digest)
+                    .map_err(|e| JobError {
+                        message: e.to_string(),
+                        class: "store",
+                    })?;
+                if !known.is_empty() {
+                    verdicts.extend(known);
+                    continue;
+                }
+                let child_name = format!("{}/{}@{}", job.registry, job.repository, child.digest);
+                verdicts.push(scan_one(shared, job, &child_name, None, &registry)?);
+            }
+            let note = children
+                .is_empty()
+                .then(|| "an index with no image for any platform".to_owned());
+            Ok((verdicts, Some(children), note))
+        }
+    }
+}
+
+fn limits(shared: &Shared) -> Limits {
+    let defaults = Limits::default();
+    let policy = shared.policy.as_ref();
+    Limits {
+        max_tar_bytes: policy
+            .and_then(|p| p.max_layer_size)
+            .unwrap_or(defaults.max_tar_bytes),
+        max_expansion: policy
+            .and_then(|p| p.max_expansion)
+            .unwrap_or(defaults.max_expansion),
+        ..defaults
+    }
+}
+
+fn scan_one(
+    shared: &Shared,
+    job: &Job,
+    name: &str,
+    platform: Option<Platform>,
+    registry: &RegistryOptions,
+) -> Result<Verdict, JobError> {
+    let request = ScanRequest {
+        image: format!("docker://{name}"),
+        source: SourceChoice::Registry,
+        registry: registry.clone(),
+        select: None,
+        platform,
+        limits: limits(shared),
+    };
+    let report = drydock_scan::scan(&request, shared.gate, shared.policy.as_ref(), &NoProgress)
+        .map_err(|e| JobError {
+            message: e.to_string(),
+            class: class_name(e.class()),
+        })?;
+    let digest = report
+        .image
+        .manifest_digest
+        .clone()
+        .unwrap_or_else(|| name.rsplit('@').next().unwrap_or(name).to_owned());
+    Ok(verdict(shared, job, digest, &report))
+}
+
+/// A report as the verdict stored for its digest.
+pub fn verdict(shared: &Shared, job: &Job, digest: String, report: &Report) -> Verdict {
+    let mut counts = serde_json::Map::new();
+    for severity in Severity::ALL {
+        let n = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .count();
+        counts.insert(severity.as_str().to_owned(), n.into());
+    }
+    Verdict {
+        digest,
+        platform: report.image.platform.clone(),
+        engine_version: shared.engine_version.clone(),
+        policy_digest: shared.policy_digest.clone(),
+        job_id: job.id,
+        repository: format!("{}/{}", job.registry, job.repository),
+        score: report.score,
+        grade: format!("{:?}", report.grade),
+        passed: report.passed,
+        runnable: report.runnable,
+        worst: report
+            .findings
+            .iter()
+            .map(|f| f.severity)
+            .min()
+            .map(|s| s.as_str().to_owned()),
+        counts: counts.into(),
+        scanned_at: report.scanned_at.clone(),
+        report: serde_json::to_string(report).unwrap_or_default(),
+        harbor: serde_json::to_string(&HarborFindings::from_report(report)).unwrap_or_default(),
+    }
+}
