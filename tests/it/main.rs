@@ -7,6 +7,7 @@
 mod attach;
 mod attest;
 mod conformance;
+mod dist;
 mod elf;
 mod elf_conformance;
 mod engine;

@@ -6,8 +6,11 @@
 //! - `hostile`: builds the hostile-image suite (`target/fixtures/hostile/`, listed in its
 //!   `cases.json`), which `tests/it/hostile_suite.rs` runs; see `docs/security.md`.
 //! - `sample`: rebuilds the small sample images committed under `testdata/images/`.
-//! - `test`: installs the Debian packages the suite needs, builds the fixtures, and runs the
-//!   whole test suite (format, lints, tests). `.ci/run` calls exactly this.
+//! - `dist`: the static, stripped release binary, its sha256 and drydock's own image (scratch,
+//!   the binary, a CA bundle, a nonroot user) as an OCI layout and a docker-archive, under
+//!   `target/dist/`; see `docs/dist.md`.
+//! - `test`: installs the Debian packages the suite needs, builds the fixtures and `dist`, and
+//!   runs the whole test suite (format, lints, tests). `.ci/run` calls exactly this.
 //! - `bench`: scan time and peak memory of drydock against the hardware limit and its peers, on
 //!   a realistic image in every form, for `docs/benchmarks.md`.
 //! - `bench-memory`: peak memory of a scan against layer size, for `docs/benchmarks.md`.
@@ -21,6 +24,7 @@ mod blob;
 mod cmd;
 mod conformance;
 mod deps;
+mod dist;
 mod elf_zoo;
 mod fixtures;
 mod fuzz;
@@ -73,6 +77,7 @@ fn main() -> anyhow::Result<()> {
         Some("test") => {
             deps::ensure()?;
             fixtures::build_all(&root, &fixtures::default_dir(&root))?;
+            dist::build(&root, false)?;
             cmd::run(cmd::cargo().args(["fmt", "--all", "--check"]))?;
             cmd::run(cmd::cargo().args([
                 "clippy",
@@ -85,6 +90,7 @@ fn main() -> anyhow::Result<()> {
             ]))?;
             cmd::run_tests(cmd::cargo().args(["test", "--workspace", "--locked", "--no-fail-fast"]))
         }
+        Some("dist") => dist::build(&root, true),
         Some("bench-memory") => {
             deps::ensure()?;
             bench::memory(&root)
@@ -100,7 +106,7 @@ fn main() -> anyhow::Result<()> {
             scores::write(&root, &fixtures)
         }
         _ => bail!(
-            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | hostile | sample | test | bench | bench-memory | scores | fuzz [--minutes N] [--jobs J] [TARGET…]>"
+            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | hostile | sample | dist | test | bench | bench-memory | scores | fuzz [--minutes N] [--jobs J] [TARGET…]>"
         ),
     }
 }

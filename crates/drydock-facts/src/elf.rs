@@ -649,20 +649,25 @@ impl Pass<'_> {
         let mut window = std::mem::take(&mut self.carry);
         let window_start = offset - window.len() as u64;
         window.extend_from_slice(chunk);
+        // The header is 16-byte aligned and followed by a pointer size and flags the Go linker
+        // writes; anything else is a coincidence in data, or the magic as a constant in some
+        // other program (a scanner that looks for it: drydock itself).
         if self.go_buildinfo.is_none()
-            && let Some(i) = memmem::find(&window, GO_BUILDINFO_MAGIC)
+            && let Some(i) = memmem::find_iter(&window, GO_BUILDINFO_MAGIC).find(|&i| {
+                (window_start + i as u64).is_multiple_of(16)
+                    && window
+                        .get(i + GO_BUILDINFO_MAGIC.len()..i + 16)
+                        .is_none_or(go_buildinfo_header_is_valid)
+            })
         {
             let at = window_start + i as u64;
-            // The header is 16-byte aligned; anything else is a coincidence in data.
-            if at.is_multiple_of(16) {
-                self.go_buildinfo = Some(at);
-                self.ranges.push((at, at + GO_BUILDINFO_WINDOW));
-                self.ranges = normalise(std::mem::take(&mut self.ranges), self.size);
-                // Bytes of the magic already past are in the window: keep them too.
-                let before = &window[i..window.len() - chunk.len().min(window.len() - i)];
-                if !before.is_empty() {
-                    self.pieces.push((at, before.to_vec()));
-                }
+            self.go_buildinfo = Some(at);
+            self.ranges.push((at, at + GO_BUILDINFO_WINDOW));
+            self.ranges = normalise(std::mem::take(&mut self.ranges), self.size);
+            // Bytes of the magic already past are in the window: keep them too.
+            let before = &window[i..window.len() - chunk.len().min(window.len() - i)];
+            if !before.is_empty() {
+                self.pieces.push((at, before.to_vec()));
             }
         }
         if self.shstrtab_hits < MAX_SHSTRTAB_HITS {
@@ -1298,8 +1303,17 @@ pub fn go_build_info(bytes: &[u8]) -> Option<GoBuildInfo> {
     parse_go_buildinfo(bytes)
 }
 
+/// Bytes 14 and 15 of a Go build info header: the pointer size (4 or 8) and the flags (bit 0
+/// big-endian, bit 1 inline strings), as `go version` requires them.
+fn go_buildinfo_header_is_valid(pointer_size_and_flags: &[u8]) -> bool {
+    matches!(pointer_size_and_flags, [4 | 8, flags] if *flags <= 3)
+}
+
 fn parse_go_buildinfo(bytes: &[u8]) -> Option<GoBuildInfo> {
     if bytes.len() < 32 || !bytes.starts_with(GO_BUILDINFO_MAGIC) {
+        return None;
+    }
+    if !go_buildinfo_header_is_valid(&bytes[14..16]) {
         return None;
     }
     let flags = bytes[15];
@@ -1476,6 +1490,19 @@ mod tests {
             Libc::Glibc
         );
         assert_eq!(Libc::from_interpreter("/system/bin/linker64"), Libc::Other);
+    }
+
+    #[test]
+    fn the_magic_without_a_linker_header_is_not_go() {
+        // drydock's own binary holds the magic as a constant, followed by whatever comes next.
+        let mut blob = GO_BUILDINFO_MAGIC.to_vec();
+        blob.extend([0x66, 0x6f]);
+        blob.resize(64, 0);
+        assert!(parse_go_buildinfo(&blob).is_none());
+        let mut blob = GO_BUILDINFO_MAGIC.to_vec();
+        blob.extend([8, 0x20]);
+        blob.resize(64, 0);
+        assert!(parse_go_buildinfo(&blob).is_none());
     }
 
     #[test]
