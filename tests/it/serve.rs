@@ -5,14 +5,14 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::registry_support::{Auth, PASSWORD, Registry, USER, free_port, wait_for};
-use crate::support::{drydock, fixture, scan_json, sha256};
+use crate::support::{RawLayer, TarEntry, drydock, fixture, scan_json, sha256, write_layout};
 
 const TOKEN: &str = "serve-test-token-0123";
 const HARBOR_MIME: &str = "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0";
@@ -142,11 +142,16 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u
 const AUTH: (&str, &str) = ("Authorization", "Bearer serve-test-token-0123");
 
 impl Server {
-    /// Starts `drydock serve` in `dir` on `port`; `top` adds top-level configuration lines,
-    /// `testing` the `[testing]` table's.
+    /// Starts `drydock serve` in `dir` on `port`; `top` adds top-level configuration lines
+    /// (`workers` among them replaces the default of 1), `testing` the `[testing]` table's.
     fn start(dir: &Path, port: u16, top: &str, testing: &str) -> Self {
+        let workers = if top.contains("workers") {
+            ""
+        } else {
+            "workers = 1\n"
+        };
         let config = format!(
-            "listen = \"127.0.0.1:{port}\"\nstore = \"{}\"\ncache_dir = \"{}\"\nworkers = 1\n\
+            "listen = \"127.0.0.1:{port}\"\nstore = \"{}\"\ncache_dir = \"{}\"\n{workers}\
              tokens = [\"{TOKEN}\"]\nshutdown_grace_seconds = 20\n{top}\n[testing]\n{testing}\n",
             dir.join("serve.db").display(),
             dir.join("blobs").display(),
@@ -1048,4 +1053,261 @@ fn serve_harbor_bearer_token_pulls_from_a_token_registry() {
     assert_eq!(status, 500, "{body}");
     assert!(body.contains("bearer token"), "{body}");
     assert!(!server.log().contains(&token), "the token was logged");
+}
+
+/// A tiny image of its own: one layer holding one small file that names `n`, as an OCI
+/// layout under `dir`.
+fn tiny_layout(dir: &Path, n: usize) -> PathBuf {
+    let name = format!("etc/drydock-load-{n}");
+    let content = format!("image number {n}\n");
+    write_layout(
+        &dir.join(format!("image-{n}")),
+        &[RawLayer::gzip(&[TarEntry::File(&name, content.as_bytes())])],
+        &[],
+    )
+}
+
+/// Pushes an OCI layout with skopeo and returns the pushed manifest's digest.
+fn push_layout(registry: &Registry, layout: &Path, name: &str) -> String {
+    let digest_file = layout.join("pushed.digest");
+    registry.push(
+        &format!("oci:{}:latest", layout.display()),
+        name,
+        &["--digestfile", digest_file.to_str().unwrap()],
+    );
+    std::fs::read_to_string(digest_file)
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// Pushes an OCI layout with raw HTTP (each blob, then the manifest under `tag`), as a
+/// client that checks nothing first would; returns the manifest's digest.
+fn push_layout_http(registry: &Registry, layout: &Path, repository: &str, tag: &str) -> String {
+    let blob = |digest: &str| {
+        std::fs::read(layout.join("blobs/sha256").join(&digest["sha256:".len()..])).unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+    let manifest = blob(&digest);
+    let parsed: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let mut blobs = vec![parsed["config"]["digest"].as_str().unwrap().to_owned()];
+    for layer in parsed["layers"].as_array().unwrap() {
+        blobs.push(layer["digest"].as_str().unwrap().to_owned());
+    }
+    for blob_digest in &blobs {
+        let answer = http(
+            registry.port,
+            "POST",
+            &format!("/v2/{repository}/blobs/uploads/"),
+            &[],
+            b"",
+        );
+        assert_eq!(answer.status, 202, "{}", answer.text());
+        let location = answer.header("location").unwrap();
+        let path = location
+            .find("/v2/")
+            .map_or(location, |start| &location[start..]);
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let answer = http(
+            registry.port,
+            "PUT",
+            &format!("{path}{separator}digest={blob_digest}"),
+            &[("Content-Type", "application/octet-stream")],
+            &blob(blob_digest),
+        );
+        assert_eq!(answer.status, 201, "{}", answer.text());
+    }
+    let answer = http(
+        registry.port,
+        "PUT",
+        &format!("/v2/{repository}/manifests/{tag}"),
+        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        &manifest,
+    );
+    assert_eq!(answer.status, 201, "{}", answer.text());
+    assert_eq!(
+        answer.header("docker-content-digest"),
+        Some(digest.as_str())
+    );
+    digest
+}
+
+/// SIGTERM, and the exit status once the server is gone.
+fn terminate(server: &mut Server) -> ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            return exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The one verdict of `digest` (waiting for it), and the job that made it, which must be done.
+fn only_verdict(server: &Server, digest: &str) -> serde_json::Value {
+    let answer = server.verdict(digest);
+    let verdicts = answer["verdicts"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 1, "{digest}: {answer}");
+    let verdict = verdicts[0].clone();
+    assert_eq!(verdict["digest"], digest);
+    let scan = server
+        .get(&format!("/v1/scans/{}", verdict["job_id"]))
+        .json();
+    assert_eq!(scan["state"], "done", "{scan}");
+    assert_eq!(scan["source"], "hook");
+    verdict
+}
+
+#[test]
+fn serve_events_pushed_while_the_server_is_down_are_processed_when_it_is_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // The registry points at a port where nothing listens yet: every delivery fails, and
+    // 2.8.2 keeps the events in memory and retries them (backoff 1s after 3 failures).
+    let registry = Registry::start_with(Auth::Anonymous, false, &notifications(port, true));
+    let mut pushed = Vec::new();
+    for n in 0..3 {
+        let layout = tiny_layout(images.path(), n);
+        pushed.push(push_layout(&registry, &layout, &format!("down/app{n}:1")));
+    }
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "something listens on {port}"
+    );
+    // Long enough for the registry to give up on immediate retries and back off.
+    std::thread::sleep(Duration::from_secs(2));
+    let mut server = Server::start(dir.path(), port, "", "");
+    let mut jobs = std::collections::BTreeSet::new();
+    for digest in &pushed {
+        jobs.insert(only_verdict(&server, digest)["job_id"].to_string());
+    }
+    assert_eq!(jobs.len(), 3);
+    assert_eq!(server.jobs(), 3.0, "{}", server.log());
+    assert_eq!(
+        server.metric("drydock_webhook_events_total{outcome=\"enqueued\"}"),
+        3.0
+    );
+
+    // Down again (a rollout): more pushes meanwhile, then the server is back on its store.
+    assert_eq!(terminate(&mut server).code(), Some(0), "{}", server.log());
+    drop(server);
+    for n in 3..6 {
+        let layout = tiny_layout(images.path(), n);
+        pushed.push(push_layout(&registry, &layout, &format!("down/app{n}:1")));
+    }
+    // The same image under another name while down: one more event, no more jobs.
+    let again = push_layout(&registry, &images.path().join("image-3"), "down/again:1");
+    assert_eq!(again, pushed[3]);
+    std::thread::sleep(Duration::from_secs(2));
+    let server = Server::start(dir.path(), port, "", "");
+    for digest in &pushed {
+        jobs.insert(only_verdict(&server, digest)["job_id"].to_string());
+    }
+    assert_eq!(jobs.len(), 6);
+    // The queued events all arrive, in order: the last one is the repeated image's.
+    eventually("the repeated image's event", || {
+        (server.metric("drydock_webhook_events_total{outcome=\"deduplicated\"}") >= 1.0)
+            .then_some(())
+    });
+    assert_eq!(server.jobs(), 6.0, "{}", server.log());
+    assert_eq!(server.metric("drydock_jobs{state=\"done\"}"), 6.0);
+    assert_eq!(
+        server.metric("drydock_webhook_events_total{outcome=\"enqueued\"}"),
+        3.0
+    );
+}
+
+/// Loopback load: 200 distinct images pushed through the registry, 4 clients at once, while
+/// two workers scan. Every push's event arrives and makes exactly one job and one verdict.
+/// (How fast is measured by `cargo xtask bench-serve`, not asserted here.)
+#[test]
+fn serve_200_pushes_make_200_jobs_and_200_verdicts() {
+    const IMAGES: usize = 200;
+    const CLIENTS: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let images = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = Server::start(dir.path(), port, "workers = 2", "");
+    let registry = Registry::start_with(Auth::Anonymous, false, &notifications(port, true));
+    let layouts: Vec<PathBuf> = (0..IMAGES).map(|n| tiny_layout(images.path(), n)).collect();
+    let mut pushed: Vec<(usize, String)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..CLIENTS)
+            .map(|client| {
+                let (registry, layouts) = (&registry, &layouts);
+                scope.spawn(move || {
+                    (client..IMAGES)
+                        .step_by(CLIENTS)
+                        .map(|n| {
+                            let repository = format!("load/app{n}");
+                            (n, push_layout_http(registry, &layouts[n], &repository, "1"))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    pushed.sort();
+    let digests: std::collections::BTreeSet<&str> =
+        pushed.iter().map(|(_, d)| d.as_str()).collect();
+    assert_eq!(digests.len(), IMAGES, "the images are not distinct");
+
+    // Every job done (none failed); generous, as other work may share the machine.
+    let started = Instant::now();
+    loop {
+        let text = server.metrics();
+        let done = Server::metric_in(&text, "drydock_jobs{state=\"done\"}");
+        let failed = Server::metric_in(&text, "drydock_jobs{state=\"failed\"}");
+        assert_eq!(failed, 0.0, "{}", server.log());
+        if done >= IMAGES as f64 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "{done} of {IMAGES} jobs done\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let mut jobs = std::collections::BTreeSet::new();
+    for (n, digest) in &pushed {
+        let answer = server.get(&format!("/v1/verdicts/{digest}"));
+        assert_eq!(answer.status, 200, "image {n}: {}", answer.text());
+        let answer = answer.json();
+        let verdicts = answer["verdicts"].as_array().unwrap();
+        assert_eq!(verdicts.len(), 1, "image {n}: {answer}");
+        assert_eq!(verdicts[0]["digest"], digest.as_str());
+        assert_eq!(
+            verdicts[0]["repository"],
+            format!("{}/load/app{n}", registry.host())
+        );
+        jobs.insert(verdicts[0]["job_id"].to_string());
+    }
+    assert_eq!(jobs.len(), IMAGES, "a job made two verdicts");
+    let text = server.metrics();
+    assert_eq!(server.jobs(), IMAGES as f64);
+    assert_eq!(
+        Server::metric_in(&text, "drydock_webhook_events_total{outcome=\"enqueued\"}"),
+        IMAGES as f64
+    );
+    assert_eq!(
+        Server::metric_in(&text, "drydock_scan_seconds_count"),
+        IMAGES as f64
+    );
+    assert_eq!(Server::metric_in(&text, "drydock_queue_depth"), 0.0);
 }

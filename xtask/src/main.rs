@@ -14,12 +14,15 @@
 //! - `bench`: scan time and peak memory of drydock against the hardware limit and its peers, on
 //!   a realistic image in every form, for `docs/benchmarks.md`.
 //! - `bench-memory`: peak memory of a scan against layer size, for `docs/benchmarks.md`.
+//! - `bench-serve`: `drydock serve` under 200 pushes through the registry on loopback (scans per
+//!   minute, webhook and verdict lookup answer times, peak memory), for `docs/benchmarks.md`.
 //! - `scores`: rewrites the table of fixture scores in `docs/scoring.md` from fresh scans.
 //! - `fuzz [--minutes N] [--jobs J] [TARGET…]`: runs the cargo-fuzz targets (nightly), keeps crashing
 //!   inputs as regression tests and records the runs in `docs/security.md`; `fuzz --seeds`
 //!   only rewrites `fuzz/seeds/`.
 
 mod bench;
+mod bench_serve;
 mod blob;
 mod cmd;
 mod conformance;
@@ -99,6 +102,7 @@ fn main() -> anyhow::Result<()> {
             deps::ensure()?;
             speed::speed(&root)
         }
+        Some("bench-serve") => bench_serve::run_bench(&root),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("scores") => {
             let fixtures = fixtures::default_dir(&root);
@@ -106,7 +110,7 @@ fn main() -> anyhow::Result<()> {
             scores::write(&root, &fixtures)
         }
         _ => bail!(
-            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | hostile | sample | dist | test | bench | bench-memory | scores | fuzz [--minutes N] [--jobs J] [TARGET…]>"
+            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | hostile | sample | dist | test | bench | bench-memory | bench-serve | scores | fuzz [--minutes N] [--jobs J] [TARGET…]>"
         ),
     }
 }
