@@ -1311,3 +1311,91 @@ fn serve_200_pushes_make_200_jobs_and_200_verdicts() {
     );
     assert_eq!(Server::metric_in(&text, "drydock_queue_depth"), 0.0);
 }
+
+#[test]
+fn serve_admission_of_a_multi_platform_index_takes_the_worst_platform() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = Server::start(
+        dir.path(),
+        port,
+        "on_miss = \"deny\"\nadmission_without_token = true",
+        "",
+    );
+    let registry = Registry::start(Auth::Anonymous, false);
+    let host = registry.host();
+    // An index whose amd64 image passes and whose arm64 image fails its gate.
+    let good = push(&registry, "static-go", "mixed/app:good", &[]);
+    let bad = push(&registry, "glibc-on-musl", "mixed/app:bad", &[]);
+    let manifest_size = |digest: &str| {
+        let answer = http(
+            registry.port,
+            "GET",
+            &format!("/v2/mixed/app/manifests/{digest}"),
+            &[("Accept", "application/vnd.oci.image.manifest.v1+json")],
+            b"",
+        );
+        assert_eq!(answer.status, 200);
+        answer.body.len()
+    };
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": good,
+             "size": manifest_size(&good), "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": bad,
+             "size": manifest_size(&bad), "platform": {"os": "linux", "architecture": "arm64"}},
+        ],
+    });
+    let answer = http(
+        registry.port,
+        "PUT",
+        "/v2/mixed/app/manifests/1",
+        &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+        index.to_string().as_bytes(),
+    );
+    assert_eq!(answer.status, 201, "{}", answer.text());
+    let index_digest = answer.header("docker-content-digest").unwrap().to_owned();
+    let answer = server.post_json(
+        "/v1/scans",
+        &serde_json::json!({"image": format!("{host}/mixed/app:1")}),
+    );
+    assert_eq!(answer.status, 202, "{}", answer.text());
+    let id = answer.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.finished(&id)["state"], "done", "{}", server.log());
+    let verdict = server.verdict(&index_digest);
+    assert_eq!(verdict["passed"], false, "{verdict}");
+    assert_eq!(
+        verdict["verdicts"].as_array().unwrap().len(),
+        2,
+        "{verdict}"
+    );
+
+    let validate = |image: String| {
+        let body = review("uid-index", "Pod", pod(&[&image]), false);
+        let answer = http(
+            port,
+            "POST",
+            "/k8s/validate",
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        answer.json()["response"].clone()
+    };
+    for image in [
+        format!("{host}/mixed/app:1"),
+        format!("{host}/mixed/app@{index_digest}"),
+    ] {
+        let response = validate(image.clone());
+        assert_eq!(response["allowed"], false, "{image}: {response}");
+        // The failing child's verdict is the reason, the passing one's is not.
+        let message = response["status"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(" F "), "{image}: {message}");
+        assert!(!message.contains(" A "), "{image}: {message}");
+    }
+    // The passing platform alone is allowed.
+    let response = validate(format!("{host}/mixed/app@{good}"));
+    assert_eq!(response["allowed"], true, "{response}");
+}
