@@ -7,6 +7,7 @@
 mod attach;
 mod attest;
 mod conformance;
+mod differential;
 mod dist;
 mod elf;
 mod elf_conformance;

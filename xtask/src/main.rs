@@ -14,6 +14,8 @@
 //! - `bench`: scan time and peak memory of drydock against the hardware limit and its peers, on
 //!   a realistic image in every form, for `docs/benchmarks.md`.
 //! - `bench-memory`: peak memory of a scan against layer size, for `docs/benchmarks.md`.
+//! - `bench-files [--files N]... [--build-only]`: one-layer images of many small files under
+//!   `target/bench/`, and the peak memory of a scan of each (`docs/benchmarks.md`).
 //! - `bench-serve`: `drydock serve` under 200 pushes through the registry on loopback (scans per
 //!   minute, webhook and verdict lookup answer times, peak memory), for `docs/benchmarks.md`.
 //! - `scores`: rewrites the table of fixture scores in `docs/scoring.md` from fresh scans.
@@ -32,6 +34,7 @@ mod elf_zoo;
 mod fixtures;
 mod fuzz;
 mod hostile;
+mod many_files;
 mod runtime_faithful;
 mod scores;
 mod speed;
@@ -102,6 +105,7 @@ fn main() -> anyhow::Result<()> {
             deps::ensure()?;
             speed::speed(&root)
         }
+        Some("bench-files") => many_files::run_bench(&root, &args[1..]),
         Some("bench-serve") => bench_serve::run_bench(&root),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("scores") => {
@@ -110,7 +114,7 @@ fn main() -> anyhow::Result<()> {
             scores::write(&root, &fixtures)
         }
         _ => bail!(
-            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | hostile | sample | dist | test | bench | bench-memory | bench-serve | scores | fuzz [--minutes N] [--jobs J] [TARGET…]>"
+            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | hostile | sample | dist | test | bench | bench-memory | bench-files [--files N]... | bench-serve | scores | fuzz [--minutes N] [--jobs J] [TARGET…]>"
         ),
     }
 }

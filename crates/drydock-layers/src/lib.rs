@@ -15,10 +15,12 @@
 //! problem is a [`WalkError`] or [`ApplyError`] naming the entry path.
 
 mod budget;
+mod changes;
 mod compression;
 mod digest;
 mod efficiency;
 mod error;
+mod names;
 pub mod path;
 mod sparse;
 pub mod tarstream;
@@ -28,12 +30,13 @@ mod walk;
 pub use budget::{
     CompressedSide, ExpandedSide, ExpansionBudget, ExpansionExceeded, parse_byte_size,
 };
+pub use changes::ChangeBuffer;
 pub use compression::{Compression, Decoder, decoder, describe_content, is_tar_header};
 pub use digest::{HashingReader, Sha256Digest};
 pub use efficiency::{Efficiency, EfficiencySummary, Inefficiency};
 pub use error::{ApplyError, WalkError};
-pub use tree::{EntryView, LayerStats, Lookup, MAX_SYMLINK_HOPS, NodeId, Tree};
+pub use tree::{EntryView, FirstLayer, LayerStats, Lookup, MAX_SYMLINK_HOPS, NodeId, Tree};
 pub use walk::{
     Change, ContentHook, EntryMeta, FileKind, LayerWalk, Limits, NoContent, walk_layer,
-    walk_layer_within,
+    walk_layer_into, walk_layer_within,
 };

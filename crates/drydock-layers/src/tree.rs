@@ -1,6 +1,8 @@
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
+use crate::changes::ChangeBuffer;
 use crate::error::ApplyError;
+use crate::names::{NONE, Names};
 use crate::path;
 use crate::walk::{Change, EntryMeta, FileKind};
 
@@ -14,35 +16,52 @@ pub const MAX_SYMLINK_HOPS: u32 = 40;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(u32);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct InodeId(u32);
-
-#[derive(Debug)]
-enum NodeKind {
-    Dir(BTreeMap<Box<[u8]>, NodeId>),
-    /// Regular files live in inodes so that hardlinks share content, metadata and facts.
-    File(InodeId),
-    Symlink(Box<[u8]>),
-    Special(FileKind),
-}
-
-#[derive(Debug)]
+/// One name in one directory. 24 bytes: a tree of a million files is a few tens of megabytes.
+#[derive(Debug, Clone, Copy)]
 struct Node {
-    kind: NodeKind,
-    /// Metadata of everything but regular files (theirs is in the inode).
-    meta: EntryMeta,
+    /// The name in its directory (`Tree::names`).
+    name: u32,
     /// The layer whose tar entry last wrote this node.
     layer: u32,
-    /// Whether this node's tar entry carried the file's bytes (a hardlink does not).
-    owns_bytes: bool,
+    /// Metadata (`Tree::inodes`): shared by hardlinked regular files, one per node otherwise.
+    inode: u32,
+    /// A directory's newest child, then each child's older sibling: a list that may still
+    /// hold children since unlinked ([`DEAD`]).
+    first_child: u32,
+    next_sibling: u32,
+    kind: FileKind,
+    /// [`OWNS_BYTES`], [`DEAD`], [`INDEXED`].
+    flags: u8,
+    /// How many children a directory had linked in, up to `u16::MAX`.
+    inserted: u16,
 }
 
-#[derive(Debug)]
-struct Inode<F> {
-    meta: EntryMeta,
-    fact: Option<F>,
+/// The node's tar entry carried the file's bytes (a hardlink does not).
+const OWNS_BYTES: u8 = 1;
+/// Unlinked from its directory (deleted, replaced, hidden).
+const DEAD: u8 = 1 << 1;
+/// A directory whose children are in `Tree::index`; the others are looked up along their
+/// list, which holds at most [`SMALL_DIR`] nodes.
+const INDEXED: u8 = 1 << 2;
+const SMALL_DIR: u16 = 16;
+
+/// An entry's metadata, compact: what does not fit (ids or times past `u32`, mode bits past
+/// the permission bits, device numbers, capabilities) is kept whole in `Tree::wide`.
+#[derive(Debug, Clone, Copy)]
+struct Inode {
+    /// Permission bits, or [`WIDE`] when the metadata is in `Tree::wide`.
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: u32,
+    size: u64,
     links: u32,
+    /// A regular file's fact (`Tree::facts`), a symlink's target (`Tree::links`), or [`NONE`].
+    data: u32,
 }
+
+/// `Inode::mode` when the metadata lives in `Tree::wide`.
+const WIDE: u32 = 1 << 31;
 
 /// Per-layer accounting, as dive defines it: the bytes of regular files a layer adds, and how
 /// many of them later layers overwrite or delete (and so waste, since the layer still ships them).
@@ -68,7 +87,7 @@ pub enum Lookup {
 #[derive(Debug)]
 pub struct EntryView<'a, F> {
     pub kind: FileKind,
-    pub meta: &'a EntryMeta,
+    pub meta: EntryMeta,
     /// A symlink's target as written.
     pub link: Option<&'a [u8]>,
     pub layer: u32,
@@ -79,10 +98,22 @@ pub struct EntryView<'a, F> {
 
 /// The image's filesystem, rebuilt in memory by applying layers in order. `F` is the fact a
 /// [`crate::ContentHook`] attached to regular files.
+///
+/// Nodes and metadata are fixed-size records in two arenas, names are interned once per tree,
+/// and a directory's children are a list of nodes, which one hash index of (directory, name)
+/// speeds up for the directories with more than [`SMALL_DIR`] of them: 56 to 80 bytes per
+/// entry.
 #[derive(Debug)]
 pub struct Tree<F> {
     nodes: Vec<Node>,
-    inodes: Vec<Inode<F>>,
+    inodes: Vec<Inode>,
+    names: Names,
+    /// (directory, name) → the child linked there now.
+    index: HashMap<(u32, u32), u32>,
+    /// Metadata that does not fit an [`Inode`], by inode.
+    wide: HashMap<u32, EntryMeta>,
+    facts: Vec<F>,
+    links: Vec<Box<[u8]>>,
     layers: Vec<LayerStats>,
 }
 
@@ -95,25 +126,59 @@ fn root_meta() -> EntryMeta {
     }
 }
 
+fn id(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(NONE)
+}
+
 impl<F> Default for Tree<F> {
     fn default() -> Self {
         Self::new()
     }
 }
 
+/// The changes of a tree's first layer, applied one by one as its walk yields them: below the
+/// first layer there is nothing to hide, so whiteouts and opaque markers only count, and no
+/// change list is held. From [`Tree::first_layer`].
+#[derive(Debug)]
+pub struct FirstLayer<'t, F> {
+    tree: &'t mut Tree<F>,
+    layer: u32,
+}
+
+impl<F> FirstLayer<'_, F> {
+    /// Applies the next change of the layer, in tar order.
+    pub fn apply(&mut self, change: Change<F>) -> Result<(), ApplyError> {
+        self.tree.layers[self.layer as usize].entries += 1;
+        self.tree.add_change(self.layer, change)
+    }
+}
+
 impl<F> Tree<F> {
     pub fn new() -> Self {
-        let root = Node {
-            kind: NodeKind::Dir(BTreeMap::new()),
-            meta: root_meta(),
-            layer: 0,
-            owns_bytes: false,
-        };
-        Self {
-            nodes: vec![root],
+        let mut names = Names::default();
+        let root_name = names.intern(b"");
+        let mut tree = Self {
+            nodes: Vec::new(),
             inodes: Vec::new(),
+            names,
+            index: HashMap::new(),
+            wide: HashMap::new(),
+            facts: Vec::new(),
+            links: Vec::new(),
             layers: Vec::new(),
-        }
+        };
+        let inode = tree.new_inode(root_meta(), NONE);
+        tree.nodes.push(Node {
+            name: root_name,
+            layer: 0,
+            inode,
+            first_child: NONE,
+            next_sibling: NONE,
+            kind: FileKind::Dir,
+            flags: 0,
+            inserted: 0,
+        });
+        tree
     }
 
     pub fn root(&self) -> NodeId {
@@ -124,62 +189,164 @@ impl<F> Tree<F> {
         &self.layers
     }
 
-    /// Applies one layer's changes on top of the layers applied before it. Whiteouts and opaque
-    /// markers apply first, because they only ever hide what lower layers wrote; then entries in
-    /// tar order, the way runtimes extract them.
-    pub fn apply(&mut self, layer: u32, changes: Vec<Change<F>>) -> Result<(), ApplyError> {
+    /// Applies the first layer as it streams, when no layer was applied yet (else `None`: the
+    /// layer's whiteouts must apply before its entries, so its changes must be held first).
+    pub fn first_layer(&mut self, layer: u32) -> Option<FirstLayer<'_, F>> {
+        if !self.layers.is_empty() {
+            return None;
+        }
+        self.stats_for(layer);
+        Some(FirstLayer { tree: self, layer })
+    }
+
+    fn stats_for(&mut self, layer: u32) {
         let index = layer as usize;
         if self.layers.len() <= index {
             self.layers.resize(index + 1, LayerStats::default());
         }
-        let (hiding, adding): (Vec<_>, Vec<_>) = changes
-            .into_iter()
-            .partition(|c| matches!(c, Change::Whiteout { .. } | Change::Opaque { .. }));
-        self.layers[index].entries += (hiding.len() + adding.len()) as u64;
-        for change in hiding {
-            match change {
-                Change::Whiteout { path } => {
-                    let (parent, name) = path::split_last(&path);
-                    if let Ok(dir) = self.resolve(parent, true)
-                        && let Some(child) = self.child(dir, name)
-                    {
-                        self.detach(dir, name, child);
-                    }
-                }
-                Change::Opaque { dir } => {
-                    if let Ok(dir) = self.resolve(&dir, true) {
-                        let names: Vec<Box<[u8]>> = match &self.nodes[dir.0 as usize].kind {
-                            NodeKind::Dir(children) => children.keys().cloned().collect(),
-                            _ => Vec::new(),
-                        };
-                        for name in names {
-                            if let Some(child) = self.child(dir, &name) {
-                                self.detach(dir, &name, child);
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            }
+    }
+
+    /// Applies one layer's changes on top of the layers applied before it. Whiteouts and opaque
+    /// markers apply first, because they only ever hide what lower layers wrote; then entries in
+    /// tar order, the way runtimes extract them.
+    pub fn apply(&mut self, layer: u32, changes: Vec<Change<F>>) -> Result<(), ApplyError> {
+        self.stats_for(layer);
+        self.layers[layer as usize].entries += changes.len() as u64;
+        for change in &changes {
+            self.hide(change);
         }
-        for change in adding {
-            match change {
-                Change::Add {
-                    path,
-                    kind,
-                    meta,
-                    link,
-                    fact,
-                } => {
-                    self.add(layer, &path, kind, meta, link, fact)?;
-                }
-                Change::Hardlink { path, target, meta } => {
-                    self.hardlink(layer, &path, &target, meta)?;
-                }
-                _ => {}
-            }
+        for change in changes {
+            self.add_change(layer, change)?;
         }
         Ok(())
+    }
+
+    /// [`Tree::apply`] for changes held compactly.
+    pub fn apply_buffer(&mut self, layer: u32, changes: ChangeBuffer<F>) -> Result<(), ApplyError> {
+        self.stats_for(layer);
+        self.layers[layer as usize].entries += changes.len() as u64;
+        for change in changes.iter() {
+            self.hide(&change);
+        }
+        for change in changes.into_changes() {
+            self.add_change(layer, change)?;
+        }
+        Ok(())
+    }
+
+    /// The hiding half of a change: a whiteout or an opaque marker.
+    fn hide<G>(&mut self, change: &Change<G>) {
+        match change {
+            Change::Whiteout { path } => {
+                let (parent, name) = path::split_last(path);
+                if let Ok(dir) = self.resolve(parent, true)
+                    && let Some(child) = self.child(dir, name)
+                {
+                    self.detach(dir, name, child);
+                }
+            }
+            Change::Opaque { dir } => {
+                if let Ok(dir) = self.resolve(dir, true)
+                    && self.node(dir).kind == FileKind::Dir
+                {
+                    for child in self.live_children(dir) {
+                        let name = self.node(child).name;
+                        self.unlink(dir, name, child);
+                    }
+                    self.nodes[dir.0 as usize].first_child = NONE;
+                }
+            }
+            Change::Add { .. } | Change::Hardlink { .. } => {}
+        }
+    }
+
+    /// The adding half of a change: an entry or a hardlink.
+    fn add_change(&mut self, layer: u32, change: Change<F>) -> Result<(), ApplyError> {
+        match change {
+            Change::Add {
+                path,
+                kind,
+                meta,
+                link,
+                fact,
+            } => self.add(layer, &path, kind, meta, link, fact),
+            Change::Hardlink { path, target, .. } => self.hardlink(layer, &path, &target),
+            Change::Whiteout { .. } | Change::Opaque { .. } => Ok(()),
+        }
+    }
+
+    fn node(&self, id: NodeId) -> Node {
+        self.nodes[id.0 as usize]
+    }
+
+    fn new_inode(&mut self, meta: EntryMeta, data: u32) -> u32 {
+        let id = id(self.inodes.len());
+        let inode = self.compact(id, meta, data, 1);
+        self.inodes.push(inode);
+        id
+    }
+
+    /// `meta` as an [`Inode`] numbered `id`, what does not fit kept in `wide`.
+    fn compact(&mut self, id: u32, meta: EntryMeta, data: u32, links: u32) -> Inode {
+        let fits = |n: u64| u32::try_from(n).ok();
+        let size = meta.size;
+        match (fits(meta.uid), fits(meta.gid), fits(meta.mtime)) {
+            (Some(uid), Some(gid), Some(mtime))
+                if meta.mode & !0o7777 == 0
+                    && meta.device.is_none()
+                    && meta.capability.is_none() =>
+            {
+                self.wide.remove(&id);
+                Inode {
+                    mode: meta.mode,
+                    uid,
+                    gid,
+                    mtime,
+                    size,
+                    links,
+                    data,
+                }
+            }
+            _ => {
+                self.wide.insert(id, meta);
+                Inode {
+                    mode: WIDE,
+                    uid: 0,
+                    gid: 0,
+                    mtime: 0,
+                    size,
+                    links,
+                    data,
+                }
+            }
+        }
+    }
+
+    /// Replaces the metadata of inode `id` (a directory declared again, the root).
+    fn set_meta(&mut self, id: u32, meta: EntryMeta) {
+        let old = self.inodes[id as usize];
+        self.inodes[id as usize] = self.compact(id, meta, old.data, old.links);
+    }
+
+    fn meta(&self, id: u32) -> EntryMeta {
+        let inode = &self.inodes[id as usize];
+        if inode.mode == WIDE
+            && let Some(meta) = self.wide.get(&id)
+        {
+            return EntryMeta {
+                size: inode.size,
+                ..meta.clone()
+            };
+        }
+        EntryMeta {
+            mode: inode.mode,
+            uid: u64::from(inode.uid),
+            gid: u64::from(inode.gid),
+            mtime: u64::from(inode.mtime),
+            size: inode.size,
+            device: None,
+            capability: None,
+        }
     }
 
     fn add(
@@ -192,9 +359,9 @@ impl<F> Tree<F> {
         fact: Option<F>,
     ) -> Result<(), ApplyError> {
         if path.is_empty() {
-            let root = &mut self.nodes[ROOT.0 as usize];
-            root.meta = meta;
-            root.layer = layer;
+            let root = self.node(ROOT);
+            self.set_meta(root.inode, meta);
+            self.nodes[ROOT.0 as usize].layer = layer;
             return Ok(());
         }
         let (parent, name) = path::split_last(path);
@@ -205,56 +372,32 @@ impl<F> Tree<F> {
             self.layers[layer as usize].added_bytes += meta.size;
         }
         if let Some(existing) = self.child(dir, name) {
-            let node = &mut self.nodes[existing.0 as usize];
-            if kind == FileKind::Dir && matches!(node.kind, NodeKind::Dir(_)) {
+            let node = self.node(existing);
+            if kind == FileKind::Dir && node.kind == FileKind::Dir {
                 // Re-declaring a directory updates its metadata and keeps its children.
-                node.meta = meta;
-                node.layer = layer;
+                self.set_meta(node.inode, meta);
+                self.nodes[existing.0 as usize].layer = layer;
                 return Ok(());
             }
             self.detach(dir, name, existing);
         }
-        let node_kind = match kind {
-            FileKind::Dir => NodeKind::Dir(BTreeMap::new()),
-            FileKind::File => {
-                let inode = InodeId(self.inodes.len() as u32);
-                self.inodes.push(Inode {
-                    meta,
-                    fact,
-                    links: 1,
-                });
-                let node = Node {
-                    kind: NodeKind::File(inode),
-                    meta: EntryMeta::default(),
-                    layer,
-                    owns_bytes: true,
-                };
-                self.insert(dir, name, node);
-                return Ok(());
+        let data = match (kind, fact, link) {
+            (FileKind::File, Some(fact), _) => {
+                self.facts.push(fact);
+                id(self.facts.len() - 1)
             }
-            FileKind::Symlink => NodeKind::Symlink(link.unwrap_or_default().into()),
-            other => NodeKind::Special(other),
+            (FileKind::Symlink, _, link) => {
+                self.links.push(link.unwrap_or_default().into());
+                id(self.links.len() - 1)
+            }
+            _ => NONE,
         };
-        self.insert(
-            dir,
-            name,
-            Node {
-                kind: node_kind,
-                meta,
-                layer,
-                owns_bytes: false,
-            },
-        );
+        let inode = self.new_inode(meta, data);
+        self.insert(dir, name, kind, inode, layer, kind == FileKind::File);
         Ok(())
     }
 
-    fn hardlink(
-        &mut self,
-        layer: u32,
-        path: &[u8],
-        target: &[u8],
-        meta: EntryMeta,
-    ) -> Result<(), ApplyError> {
+    fn hardlink(&mut self, layer: u32, path: &[u8], target: &[u8]) -> Result<(), ApplyError> {
         let source = self.resolve(target, false).map_err(|_| {
             ApplyError::new(
                 path,
@@ -277,67 +420,145 @@ impl<F> Tree<F> {
         if self.child(dir, name) == Some(source) {
             return Ok(());
         }
-        let kind = match &self.nodes[source.0 as usize].kind {
-            NodeKind::Dir(_) => {
+        let source = self.node(source);
+        let inode = match source.kind {
+            FileKind::Dir => {
                 return Err(ApplyError::new(path, "a hardlink to a directory"));
             }
-            NodeKind::File(inode) => {
-                self.inodes[inode.0 as usize].links += 1;
-                NodeKind::File(*inode)
+            // Regular files share the inode: content, metadata, facts and the link count.
+            FileKind::File => {
+                self.inodes[source.inode as usize].links += 1;
+                source.inode
             }
-            NodeKind::Symlink(t) => NodeKind::Symlink(t.clone()),
-            NodeKind::Special(k) => NodeKind::Special(*k),
-        };
-        let node_meta = match kind {
-            NodeKind::File(_) => meta,
-            _ => self.nodes[source.0 as usize].meta.clone(),
+            // Anything else is a copy of the node, target and metadata.
+            _ => {
+                let copy = self.inodes[source.inode as usize];
+                let new = id(self.inodes.len());
+                if let Some(meta) = self.wide.get(&source.inode).cloned() {
+                    self.wide.insert(new, meta);
+                }
+                self.inodes.push(copy);
+                new
+            }
         };
         if let Some(existing) = self.child(dir, name) {
             self.detach(dir, name, existing);
         }
-        self.insert(
-            dir,
-            name,
-            Node {
-                kind,
-                meta: node_meta,
-                layer,
-                owns_bytes: false,
-            },
-        );
+        self.insert(dir, name, source.kind, inode, layer, false);
         Ok(())
     }
 
-    fn insert(&mut self, dir: NodeId, name: &[u8], node: Node) {
-        let id = NodeId(self.nodes.len() as u32);
-        self.nodes.push(node);
-        if let NodeKind::Dir(children) = &mut self.nodes[dir.0 as usize].kind {
-            children.insert(name.into(), id);
+    fn insert(
+        &mut self,
+        dir: NodeId,
+        name: &[u8],
+        kind: FileKind,
+        inode: u32,
+        layer: u32,
+        owns_bytes: bool,
+    ) -> NodeId {
+        let id = id(self.nodes.len());
+        let name = self.names.intern(name);
+        let mut node = Node {
+            name,
+            layer,
+            inode,
+            first_child: NONE,
+            next_sibling: NONE,
+            kind,
+            flags: if owns_bytes { OWNS_BYTES } else { 0 },
+            inserted: 0,
+        };
+        let parent = &mut self.nodes[dir.0 as usize];
+        if parent.kind == FileKind::Dir {
+            node.next_sibling = parent.first_child;
+            parent.first_child = id;
+            parent.inserted = parent.inserted.saturating_add(1);
+            let (indexed, inserted) = (parent.flags & INDEXED != 0, parent.inserted);
+            self.nodes.push(node);
+            if indexed {
+                self.index.insert((dir.0, name), id);
+            } else if inserted > SMALL_DIR {
+                // Grown past a short list: index every child from now on.
+                for child in self.live_children(dir) {
+                    let name = self.node(child).name;
+                    self.index.insert((dir.0, name), child.0);
+                }
+                self.nodes[dir.0 as usize].flags |= INDEXED;
+            }
+        } else {
+            self.nodes.push(node);
         }
+        NodeId(id)
     }
 
     fn child(&self, dir: NodeId, name: &[u8]) -> Option<NodeId> {
-        match &self.nodes[dir.0 as usize].kind {
-            NodeKind::Dir(children) => children.get(name).copied(),
-            _ => None,
+        let parent = self.node(dir);
+        if parent.kind != FileKind::Dir {
+            return None;
         }
+        let name = self.names.find(name)?;
+        if parent.flags & INDEXED != 0 {
+            return self.index.get(&(dir.0, name)).map(|&id| NodeId(id));
+        }
+        let mut next = parent.first_child;
+        while next != NONE {
+            let node = &self.nodes[next as usize];
+            if node.name == name && node.flags & DEAD == 0 {
+                return Some(NodeId(next));
+            }
+            next = node.next_sibling;
+        }
+        None
+    }
+
+    /// The children linked in `dir` now, newest first.
+    fn live_children(&self, dir: NodeId) -> Vec<NodeId> {
+        let mut out = Vec::new();
+        let mut next = self.node(dir).first_child;
+        while next != NONE {
+            let node = &self.nodes[next as usize];
+            if node.flags & DEAD == 0 {
+                out.push(NodeId(next));
+            }
+            next = node.next_sibling;
+        }
+        out
     }
 
     /// Unlinks `name` from `dir`, charging the bytes it held to the layers that wrote them.
     fn detach(&mut self, dir: NodeId, name: &[u8], child: NodeId) {
-        if let NodeKind::Dir(children) = &mut self.nodes[dir.0 as usize].kind {
-            children.remove(name);
+        if let Some(name) = self.names.find(name) {
+            self.unlink(dir, name, child);
+        }
+    }
+
+    /// [`Tree::detach`] by interned name.
+    fn unlink(&mut self, dir: NodeId, name: u32, child: NodeId) {
+        self.nodes[child.0 as usize].flags |= DEAD;
+        if self.node(dir).flags & INDEXED != 0 && self.index.get(&(dir.0, name)) == Some(&child.0) {
+            self.index.remove(&(dir.0, name));
         }
         let mut pending = vec![child];
         while let Some(id) = pending.pop() {
-            let node = &self.nodes[id.0 as usize];
-            match &node.kind {
-                NodeKind::Dir(children) => pending.extend(children.values().copied()),
-                NodeKind::File(inode) => {
-                    let inode = &mut self.inodes[inode.0 as usize];
+            let node = self.node(id);
+            match node.kind {
+                FileKind::Dir => {
+                    // Nothing can reach these again: their index entries go too.
+                    let indexed = node.flags & INDEXED != 0;
+                    for grandchild in self.live_children(id) {
+                        if indexed {
+                            let name = self.node(grandchild).name;
+                            self.index.remove(&(id.0, name));
+                        }
+                        pending.push(grandchild);
+                    }
+                }
+                FileKind::File => {
+                    let inode = &mut self.inodes[node.inode as usize];
                     inode.links = inode.links.saturating_sub(1);
-                    if node.owns_bytes {
-                        self.layers[node.layer as usize].wasted_bytes += inode.meta.size;
+                    if node.flags & OWNS_BYTES != 0 {
+                        self.layers[node.layer as usize].wasted_bytes += inode.size;
                     }
                 }
                 _ => {}
@@ -352,19 +573,14 @@ impl<F> Tree<F> {
         for _ in 0..=path::MAX_PATH {
             match self.resolve(parent, true) {
                 Ok(id) => {
-                    return match self.nodes[id.0 as usize].kind {
-                        NodeKind::Dir(_) => Ok(id),
+                    return match self.node(id).kind {
+                        FileKind::Dir => Ok(id),
                         _ => Err(format!("{} is not a directory", path::display(parent))),
                     };
                 }
                 Err(Lookup::Missing { parent: dir, name }) => {
-                    let node = Node {
-                        kind: NodeKind::Dir(BTreeMap::new()),
-                        meta: root_meta(),
-                        layer,
-                        owns_bytes: false,
-                    };
-                    self.insert(dir, &name, node);
+                    let inode = self.new_inode(root_meta(), NONE);
+                    self.insert(dir, &name, FileKind::Dir, inode, layer, false);
                 }
                 Err(Lookup::NotADirectory) => {
                     return Err(format!(
@@ -417,22 +633,22 @@ impl<F> Tree<F> {
                 _ => {}
             }
             let current = *ancestors.last().unwrap_or(&ROOT);
-            let NodeKind::Dir(children) = &self.nodes[current.0 as usize].kind else {
+            if self.node(current).kind != FileKind::Dir {
                 return Err(Lookup::NotADirectory);
-            };
-            let Some(&child) = children.get(&component) else {
+            }
+            let Some(child) = self.child(current, &component) else {
                 return Err(Lookup::Missing {
                     parent: current,
                     name: component.into(),
                 });
             };
-            if let NodeKind::Symlink(target) = &self.nodes[child.0 as usize].kind
-                && (!pending.is_empty() || follow_final)
-            {
+            let node = self.node(child);
+            if node.kind == FileKind::Symlink && (!pending.is_empty() || follow_final) {
                 hops += 1;
                 if hops > MAX_SYMLINK_HOPS {
                     return Err(Lookup::TooManyLinks);
                 }
+                let target = self.link_of(node);
                 if target.starts_with(b"/") {
                     ancestors.truncate(1);
                     names.clear();
@@ -446,6 +662,11 @@ impl<F> Tree<F> {
         Ok((*ancestors.last().unwrap_or(&ROOT), names))
     }
 
+    fn link_of(&self, node: Node) -> &[u8] {
+        let data = self.inodes[node.inode as usize].data;
+        self.links.get(data as usize).map_or(&[], |t| &t[..])
+    }
+
     /// Bytes of regular files at or under `path` (not following a final symlink), counting
     /// each file once where its tar entry carried its bytes (hardlinks carry none).
     pub fn bytes_under(&self, path: &[u8]) -> u64 {
@@ -455,11 +676,11 @@ impl<F> Tree<F> {
         let mut total = 0;
         let mut pending = vec![node];
         while let Some(id) = pending.pop() {
-            let node = &self.nodes[id.0 as usize];
-            match &node.kind {
-                NodeKind::Dir(children) => pending.extend(children.values().copied()),
-                NodeKind::File(inode) if node.owns_bytes => {
-                    total += self.inodes[inode.0 as usize].meta.size
+            let node = self.node(id);
+            match node.kind {
+                FileKind::Dir => pending.extend(self.live_children(id)),
+                FileKind::File if node.flags & OWNS_BYTES != 0 => {
+                    total += self.inodes[node.inode as usize].size;
                 }
                 _ => {}
             }
@@ -469,25 +690,16 @@ impl<F> Tree<F> {
 
     /// Describes a node.
     pub fn entry(&self, id: NodeId) -> EntryView<'_, F> {
-        let node = &self.nodes[id.0 as usize];
-        let (kind, meta, link, fact, nlink) = match &node.kind {
-            NodeKind::Dir(_) => (FileKind::Dir, &node.meta, None, None, 1),
-            NodeKind::File(inode) => {
-                let inode = &self.inodes[inode.0 as usize];
-                (
-                    FileKind::File,
-                    &inode.meta,
-                    None,
-                    inode.fact.as_ref(),
-                    inode.links,
-                )
-            }
-            NodeKind::Symlink(target) => (FileKind::Symlink, &node.meta, Some(&**target), None, 1),
-            NodeKind::Special(kind) => (*kind, &node.meta, None, None, 1),
+        let node = self.node(id);
+        let inode = &self.inodes[node.inode as usize];
+        let (link, fact, nlink) = match node.kind {
+            FileKind::File => (None, self.facts.get(inode.data as usize), inode.links),
+            FileKind::Symlink => (Some(self.link_of(node)), None, 1),
+            _ => (None, None, 1),
         };
         EntryView {
-            kind,
-            meta,
+            kind: node.kind,
+            meta: self.meta(node.inode),
             link,
             layer: node.layer,
             fact,
@@ -495,16 +707,24 @@ impl<F> Tree<F> {
         }
     }
 
+    /// The live children of `dir` with their names, in byte order of names.
+    fn sorted_children(&self, dir: NodeId) -> Vec<(&[u8], NodeId)> {
+        let mut children: Vec<(&[u8], NodeId)> = self
+            .live_children(dir)
+            .into_iter()
+            .map(|child| (self.names.get(self.node(child).name), child))
+            .collect();
+        children.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        children
+    }
+
     /// The entries directly in the directory `dir` (not following a symlink `dir` itself),
     /// in byte order of names; empty for anything but a directory.
     pub fn children(&self, dir: NodeId) -> Vec<(&[u8], NodeId)> {
-        match &self.nodes[dir.0 as usize].kind {
-            NodeKind::Dir(children) => children
-                .iter()
-                .map(|(name, &child)| (&name[..], child))
-                .collect(),
-            _ => Vec::new(),
+        if self.node(dir).kind != FileKind::Dir {
+            return Vec::new();
         }
+        self.sorted_children(dir)
     }
 
     /// Every entry of the final filesystem with its normalised path, the root first, then
@@ -513,9 +733,10 @@ impl<F> Tree<F> {
         let mut out = Vec::new();
         let mut stack = vec![(Vec::new(), ROOT)];
         while let Some((path, id)) = stack.pop() {
-            if let NodeKind::Dir(children) = &self.nodes[id.0 as usize].kind {
-                for (name, &child) in children.iter().rev() {
-                    let mut child_path = path.clone();
+            if self.node(id).kind == FileKind::Dir {
+                for (name, child) in self.sorted_children(id).into_iter().rev() {
+                    let mut child_path = Vec::with_capacity(path.len() + 1 + name.len());
+                    child_path.extend_from_slice(&path);
                     if !child_path.is_empty() {
                         child_path.push(b'/');
                     }
@@ -736,5 +957,109 @@ mod tests {
         tree.apply(1, vec![file("a", 2)]).unwrap();
         assert_eq!(paths(&tree), ["", "a"]);
         assert_eq!(tree.layer_stats()[0].wasted_bytes, 4);
+    }
+
+    #[test]
+    fn large_directories_are_indexed_and_read_the_same() {
+        let mut tree = Tree::new();
+        // 40 files: the directory outgrows its list and is indexed half way.
+        let names: Vec<String> = (0..40).map(|i| format!("d/f{i:02}")).collect();
+        tree.apply(0, names.iter().map(|n| file(n, 1)).collect())
+            .unwrap();
+        let mut layer = vec![
+            Change::Whiteout {
+                path: b"d/f03".to_vec(),
+            },
+            file("d/f05", 2),
+            file("d/new", 3),
+        ];
+        layer.extend((0..3).map(|i| file(&format!("small/x{i}"), 1)));
+        tree.apply(1, layer).unwrap();
+        tree.apply(
+            2,
+            vec![
+                Change::Whiteout {
+                    path: b"small/x1".to_vec(),
+                },
+                file("small/x2", 9),
+            ],
+        )
+        .unwrap();
+        let listed = paths(&tree);
+        assert_eq!(listed.len(), 1 + 1 + 39 + 1 + 1 + 2, "{listed:?}");
+        assert!(!listed.contains(&"d/f03".to_string()));
+        assert!(listed.contains(&"d/new".to_string()));
+        assert_eq!(
+            tree.entry(tree.resolve(b"d/f05", false).unwrap()).meta.size,
+            2
+        );
+        assert_eq!(
+            tree.entry(tree.resolve(b"small/x2", false).unwrap())
+                .meta
+                .size,
+            9
+        );
+        assert!(tree.resolve(b"small/x1", false).is_err());
+        let d = tree.resolve(b"d", false).unwrap();
+        let children: Vec<&[u8]> = tree.children(d).into_iter().map(|(n, _)| n).collect();
+        let mut sorted = children.clone();
+        sorted.sort();
+        assert_eq!(children, sorted);
+        assert_eq!(tree.layer_stats()[0].wasted_bytes, 2);
+        assert_eq!(tree.layer_stats()[1].wasted_bytes, 2);
+    }
+
+    #[test]
+    fn a_layer_applies_the_same_from_a_list_a_buffer_or_as_it_streams() {
+        let layer = || {
+            vec![
+                dir("usr"),
+                file("usr/bin/a", 3),
+                symlink("bin", "usr/bin"),
+                Change::Hardlink {
+                    path: "usr/bin/b".into(),
+                    target: "usr/bin/a".into(),
+                    meta: EntryMeta::default(),
+                },
+                Change::Whiteout {
+                    path: "usr/bin/a".into(),
+                },
+                Change::Opaque { dir: "usr".into() },
+                file("bin/c", 4),
+            ]
+        };
+        let describe = |tree: &Tree<&'static str>| -> Vec<String> {
+            tree.entries()
+                .into_iter()
+                .map(|(p, id)| {
+                    let e = tree.entry(id);
+                    format!(
+                        "{} {:?} {:?} {} {}",
+                        String::from_utf8_lossy(&p),
+                        e.kind,
+                        e.meta,
+                        e.nlink,
+                        e.layer
+                    )
+                })
+                .collect()
+        };
+        let mut listed = Tree::new();
+        listed.apply(0, layer()).unwrap();
+        let mut buffered = Tree::new();
+        let mut buffer = ChangeBuffer::new();
+        for change in layer() {
+            buffer.push(change);
+        }
+        buffered.apply_buffer(0, buffer).unwrap();
+        let mut streamed = Tree::new();
+        let mut first = streamed.first_layer(0).unwrap();
+        for change in layer() {
+            first.apply(change).unwrap();
+        }
+        assert_eq!(describe(&listed), describe(&buffered));
+        assert_eq!(describe(&listed), describe(&streamed));
+        assert_eq!(listed.layer_stats(), streamed.layer_stats());
+        assert!(streamed.first_layer(1).is_none());
     }
 }

@@ -156,6 +156,22 @@ pub fn walk_layer_within<R: Read, H: ContentHook>(
     limits: &Limits,
     budget: &Arc<ExpansionBudget>,
 ) -> Result<LayerWalk<H::Fact>, WalkError> {
+    let mut changes = Vec::new();
+    let mut walk = walk_layer_into(blob, hook, limits, budget, &mut |c| changes.push(c))?;
+    walk.changes = changes;
+    Ok(walk)
+}
+
+/// [`walk_layer_within`] that hands each change to `sink` in tar order as the walk reaches it,
+/// instead of collecting them: the caller applies or stores them as they come, and the
+/// returned [`LayerWalk`] has no changes. On an error, `sink` has seen the changes before it.
+pub fn walk_layer_into<R: Read, H: ContentHook>(
+    blob: R,
+    hook: &H,
+    limits: &Limits,
+    budget: &Arc<ExpansionBudget>,
+    sink: &mut dyn FnMut(Change<H::Fact>),
+) -> Result<LayerWalk<H::Fact>, WalkError> {
     let mut raw = HashingReader::new(CompressedSide::new(blob, Arc::clone(budget)));
     let (compression, decoded) = decoder(&mut raw).map_err(WalkError::Read)?;
     let decoded = ExpandedSide::new(decoded, Arc::clone(budget));
@@ -175,14 +191,14 @@ pub fn walk_layer_within<R: Read, H: ContentHook>(
             allowance: exceeded.allowance,
         })
     };
-    let changes = match read_entries(&mut tar_stream, hook, limits) {
+    match read_entries(&mut tar_stream, hook, limits, sink) {
         Err(WalkError::Entry { source, .. } | WalkError::Read(source))
             if over_limit(&source).is_some() =>
         {
             return Err(over_limit(&source).unwrap_or(WalkError::Read(source)));
         }
         other => other?,
-    };
+    }
     let (diff_id, tar_size) = tar_stream
         .finish()
         .map_err(|e| over_limit(&e).unwrap_or(WalkError::Read(e)))?;
@@ -196,7 +212,7 @@ pub fn walk_layer_within<R: Read, H: ContentHook>(
         blob_size,
         diff_id,
         tar_size,
-        changes,
+        changes: Vec::new(),
     })
 }
 
@@ -204,8 +220,8 @@ fn read_entries<R: Read, H: ContentHook>(
     tar_stream: &mut HashingReader<R>,
     hook: &H,
     limits: &Limits,
-) -> Result<Vec<Change<H::Fact>>, WalkError> {
-    let mut changes = Vec::new();
+    sink: &mut dyn FnMut(Change<H::Fact>),
+) -> Result<(), WalkError> {
     let (counted, position) = Counted::new(&mut *tar_stream);
     let mut archive = tar::Archive::new(counted);
     let mut bounds = EntryBounds::default();
@@ -263,7 +279,7 @@ fn read_entries<R: Read, H: ContentHook>(
         }
         let normalized = path::normalize(&raw_path).map_err(|r| WalkError::bad(&raw_path, r))?;
         if let Some(change) = whiteout(&normalized).map_err(|r| WalkError::bad(&raw_path, r))? {
-            changes.push(change);
+            sink(change);
             continue;
         }
         let mut meta =
@@ -282,7 +298,7 @@ fn read_entries<R: Read, H: ContentHook>(
                 let target = path::normalize(&target)
                     .map_err(|r| WalkError::bad(&raw_path, format!("hardlink target: {r}")))?;
                 meta.size = 0;
-                changes.push(Change::Hardlink {
+                sink(Change::Hardlink {
                     path: normalized,
                     target,
                     meta,
@@ -375,7 +391,7 @@ fn read_entries<R: Read, H: ContentHook>(
             }
             FileKind::Dir | FileKind::Fifo => {}
         }
-        changes.push(Change::Add {
+        sink(Change::Add {
             path: normalized,
             kind,
             meta,
@@ -383,7 +399,7 @@ fn read_entries<R: Read, H: ContentHook>(
             fact,
         });
     }
-    Ok(changes)
+    Ok(())
 }
 
 /// Recognises the OCI/AUFS whiteout names.

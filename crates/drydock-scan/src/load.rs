@@ -3,14 +3,14 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use drydock_checks::{ImageTree, LayerSecret};
 use drydock_facts::secrets::redact;
 use drydock_facts::{FactsHook, FileFacts};
 use drydock_layers::{
-    Change, Compression, Efficiency, EfficiencySummary, ExpansionBudget, LayerWalk, Limits,
-    WalkError, walk_layer_within,
+    ApplyError, Change, ChangeBuffer, Compression, Efficiency, EfficiencySummary, ExpansionBudget,
+    LayerWalk, Limits, WalkError, walk_layer_into, walk_layer_within,
 };
 use drydock_registry::{BlobCache, ClientOptions, Engine, Reference, RemoteStore};
 use drydock_source::{
@@ -49,7 +49,136 @@ enum LayerError {
     Walk(WalkError),
 }
 
-type Walked = Result<LayerWalk<FileFacts>, LayerError>;
+/// A layer's blob walked to its end: its digests, and its changes in one of three forms.
+#[derive(Debug)]
+struct WalkedBlob {
+    walk: LayerWalk<FileFacts>,
+    changes: Held,
+    /// Credentials among its files, in tar order.
+    secrets: Vec<LayerSecret>,
+}
+
+/// A walked layer's changes until its turn to be applied.
+#[derive(Debug)]
+enum Held {
+    /// Compact, in a [`ChangeBuffer`] (a layer walked while the ones below it were not
+    /// applied yet).
+    Buffer(ChangeBuffer<FileFacts>),
+    /// Already observed and applied as they streamed (the first layer): how that went.
+    Applied(Result<(), ApplyError>),
+    /// In the walk's list of changes (the plain, sequential path).
+    List,
+}
+
+type Walked = Result<WalkedBlob, LayerError>;
+
+/// What the layers are applied to, in order.
+#[derive(Debug, Default)]
+struct Applied {
+    tree: ImageTree,
+    efficiency: Efficiency,
+}
+
+/// The hidden switch of the plain path: `DRYDOCK_SEQUENTIAL=1` walks the layers one at a time
+/// on the calling thread, each into a list of changes applied before the next is walked, as
+/// drydock first did. The differential test compares its reports with the parallel and
+/// streaming path's, byte for byte.
+fn sequential() -> bool {
+    std::env::var_os("DRYDOCK_SEQUENTIAL").is_some_and(|v| v == "1")
+}
+
+fn secret_of(layer: usize, change: &Change<FileFacts>) -> Option<LayerSecret> {
+    let Change::Add {
+        path,
+        fact: Some(fact),
+        ..
+    } = change
+    else {
+        return None;
+    };
+    let secret = fact.secret()?;
+    Some(LayerSecret {
+        layer,
+        path: drydock_layers::path::display(path),
+        kind: secret.kind.clone(),
+        detail: secret.detail.clone(),
+    })
+}
+
+/// Walks one layer blob into a compact change buffer.
+fn walk_buffered(
+    layer: usize,
+    blob: impl Read,
+    limits: &Limits,
+    budget: &Arc<ExpansionBudget>,
+) -> Result<WalkedBlob, WalkError> {
+    let mut buffer = ChangeBuffer::new();
+    let mut secrets = Vec::new();
+    let walk = walk_layer_into(blob, &FactsHook, limits, budget, &mut |change| {
+        secrets.extend(secret_of(layer, &change));
+        buffer.push(change);
+    })?;
+    Ok(WalkedBlob {
+        walk,
+        changes: Held::Buffer(buffer),
+        secrets,
+    })
+}
+
+/// Walks one layer blob into a list of changes, the plain way.
+fn walk_listed(
+    layer: usize,
+    blob: impl Read,
+    limits: &Limits,
+    budget: &Arc<ExpansionBudget>,
+) -> Result<WalkedBlob, WalkError> {
+    let walk = walk_layer_within(blob, &FactsHook, limits, budget)?;
+    let secrets = walk
+        .changes
+        .iter()
+        .filter_map(|change| secret_of(layer, change))
+        .collect();
+    Ok(WalkedBlob {
+        walk,
+        changes: Held::List,
+        secrets,
+    })
+}
+
+/// Walks the first layer and applies each change as the walk yields it: no change list at
+/// all. An apply error stops applying but not the walk, so that a bad blob is still reported
+/// first, as it is for the other layers.
+fn walk_applied(
+    layer: usize,
+    blob: impl Read,
+    limits: &Limits,
+    budget: &Arc<ExpansionBudget>,
+    applied: &Mutex<Applied>,
+) -> Result<WalkedBlob, WalkError> {
+    let mut guard = applied.lock().unwrap_or_else(|e| e.into_inner());
+    let Applied { tree, efficiency } = &mut *guard;
+    let index = u32::try_from(layer).unwrap_or(u32::MAX);
+    let (Some(mut tree), Some(mut observation)) =
+        (tree.first_layer(index), efficiency.first_layer())
+    else {
+        return walk_buffered(layer, blob, limits, budget);
+    };
+    let mut secrets = Vec::new();
+    let mut outcome = Ok(());
+    let walk = walk_layer_into(blob, &FactsHook, limits, budget, &mut |change| {
+        secrets.extend(secret_of(layer, &change));
+        observation.touch(&change);
+        if outcome.is_ok() {
+            outcome = tree.apply(change);
+        }
+    })?;
+    observation.finish();
+    Ok(WalkedBlob {
+        walk,
+        changes: Held::Applied(outcome),
+        secrets,
+    })
+}
 
 /// Where the image comes from, decided from the argument.
 pub(crate) enum Origin {
@@ -182,24 +311,34 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
     };
     // One budget for every layer of the image, walked in parallel or streamed.
     let budget = limits.budget();
+    let sequential = sequential();
+    let applied = Mutex::new(Applied::default());
     let (image, walks) = match opened {
         Opened::Random(store) => {
             let image = drydock_source::resolve(&*store, &spec.location, &selector)?;
             log_image(&image);
             let sizes: Option<u64> = image.layers.iter().map(|l| l.size).sum();
             progress.layers(image.layers.len(), sizes);
-            let walks = walk_in_parallel(&*store, &image, limits, &budget, progress);
-            (image, walks)
+            let walks = if sequential {
+                // Walked one by one as the loop below applies them.
+                image.layers.iter().map(|_| None).collect()
+            } else {
+                walk_in_parallel(&*store, &image, limits, &budget, progress, &applied)
+            };
+            (image, Walks::Random(store, walks))
         }
         Opened::Streaming { origin, reader } => {
             let mut streamed: HashMap<String, Walked> = HashMap::new();
             let reader = progress.reader(reader);
             let store = drydock_source::stream_archive(origin, reader, &mut |name, blob| {
                 log::debug!("walking {name} as it streams by");
-                streamed.insert(
-                    name.to_owned(),
-                    walk_layer_within(blob, &FactsHook, limits, &budget).map_err(LayerError::Walk),
-                );
+                // Which layer this blob is, the archive says at its end: the changes are held.
+                let walked = if sequential {
+                    walk_listed(0, blob, limits, &budget)
+                } else {
+                    walk_buffered(0, blob, limits, &budget)
+                };
+                streamed.insert(name.to_owned(), walked.map_err(LayerError::Walk));
                 progress.layer_done();
             })?;
             let image = drydock_source::resolve(&store, &spec.location, &selector)?;
@@ -214,21 +353,41 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
                         .canonical_name(blob)
                         .unwrap_or_else(|| blob.to_owned());
                     Some(match streamed.remove(&name) {
-                        Some(walked) => walked,
-                        None => walk_blob(&store, blob, limits, &budget),
+                        Some(walked) => walked.map(|mut w| {
+                            for secret in &mut w.secrets {
+                                secret.layer = layer.index;
+                            }
+                            w
+                        }),
+                        None => walk_blob(&store, layer.index, blob, limits, &budget, sequential),
                     })
                 })
                 .collect();
-            (image, walks)
+            (image, Walks::Done(walks))
         }
     };
     let source = label.unwrap_or_else(|| source_label(&spec, &image));
-    let mut tree = ImageTree::new();
-    let mut efficiency = Efficiency::new();
+    let Applied {
+        mut tree,
+        mut efficiency,
+    } = applied.into_inner().unwrap_or_else(|e| e.into_inner());
     let mut secrets = Vec::new();
     let mut layers = Vec::new();
     let mut notes = Vec::new();
+    let (store, walks) = match walks {
+        Walks::Random(store, walks) => (Some(store), walks),
+        Walks::Done(walks) => (None, walks),
+    };
     for (layer, walked) in image.layers.iter().zip(walks) {
+        // The plain path walks each layer here, after the ones below it were applied.
+        let walked = match (walked, &store) {
+            (None, Some(store)) if sequential => layer.blob.as_deref().map(|blob| {
+                let walked = walk_blob(&**store, layer.index, blob, limits, &budget, true);
+                progress.layer_done();
+                walked
+            }),
+            (walked, _) => walked,
+        };
         let Some(walked) = walked else {
             // A foreign layer that is not shipped: noted by the source, nothing to apply.
             layers.push(WalkedLayer {
@@ -245,42 +404,41 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
                 source,
             },
         })?;
+        let WalkedBlob {
+            walk,
+            changes,
+            secrets: found,
+        } = walked;
         layer.verify(
-            &walked.blob_digest.to_string(),
-            walked.blob_size,
-            &walked.diff_id.to_string(),
+            &walk.blob_digest.to_string(),
+            walk.blob_size,
+            &walk.diff_id.to_string(),
         )?;
-        if let Some(note) = media_type_note(layer, walked.compression) {
+        if let Some(note) = media_type_note(layer, walk.compression) {
             notes.push(note);
         }
         layers.push(WalkedLayer {
             layer: layer.clone(),
-            blob_size: walked.blob_size,
-            tar_size: walked.tar_size,
+            blob_size: walk.blob_size,
+            tar_size: walk.tar_size,
         });
-        efficiency.observe(&tree, &walked.changes);
-        for change in &walked.changes {
-            if let Change::Add {
-                path,
-                fact: Some(fact),
-                ..
-            } = change
-                && let Some(secret) = fact.secret()
-            {
-                secrets.push(LayerSecret {
-                    layer: layer.index,
-                    path: drydock_layers::path::display(path),
-                    kind: secret.kind.clone(),
-                    detail: secret.detail.clone(),
-                });
-            }
-        }
+        secrets.extend(found);
         let index = u32::try_from(layer.index).unwrap_or(u32::MAX);
-        tree.apply(index, walked.changes)
-            .map_err(|source| ScanError::Apply {
-                layer: layer.label(),
-                source,
-            })?;
+        let outcome = match changes {
+            Held::Applied(outcome) => outcome,
+            Held::Buffer(buffer) => {
+                efficiency.observe_buffer(&tree, &buffer);
+                tree.apply_buffer(index, buffer)
+            }
+            Held::List => {
+                efficiency.observe(&tree, &walk.changes);
+                tree.apply(index, walk.changes)
+            }
+        };
+        outcome.map_err(|source| ScanError::Apply {
+            layer: layer.label(),
+            source,
+        })?;
     }
     let efficiency = efficiency.summary();
     let mut image = image;
@@ -295,17 +453,28 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
     })
 }
 
+/// The walks of an image's layers: done (`None` for a layer not shipped), or, on the plain
+/// path, left to the apply loop, which needs the store.
+enum Walks<'s> {
+    Random(Box<dyn BlobStore + 's>, Vec<Option<Walked>>),
+    Done(Vec<Option<Walked>>),
+}
+
 /// Walks every layer of a random-access store, one per core, the biggest first: inflating is
 /// most of the work and one gzip stream cannot be split, so the longest must start first.
+/// The lowest layer with a blob is applied to `applied` as it streams; the others are held
+/// compactly until their turn.
 fn walk_in_parallel(
     store: &dyn BlobStore,
     image: &Image,
     limits: &Limits,
     budget: &Arc<ExpansionBudget>,
     progress: &dyn ScanProgress,
+    applied: &Mutex<Applied>,
 ) -> Vec<Option<Walked>> {
     let mut order: Vec<usize> = (0..image.layers.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(image.layers[i].size.unwrap_or(0)));
+    let first = image.layers.iter().position(|l| l.blob.is_some());
     let mut results: Vec<(usize, Option<Walked>)> = order
         .par_iter()
         .with_max_len(1)
@@ -317,7 +486,12 @@ fn walk_in_parallel(
                     .open(blob)
                     .map(|r| progress.reader(r))
                     .map_err(LayerError::Open)?;
-                walk_layer_within(reader, &FactsHook, limits, budget).map_err(LayerError::Walk)
+                if first == Some(i) {
+                    walk_applied(layer.index, reader, limits, budget, applied)
+                } else {
+                    walk_buffered(layer.index, reader, limits, budget)
+                }
+                .map_err(LayerError::Walk)
             });
             progress.layer_done();
             log::debug!("{}: walked in {:.2?}", layer.label(), started.elapsed());
@@ -374,12 +548,19 @@ fn log_image(image: &Image) {
 
 fn walk_blob(
     store: &dyn BlobStore,
+    layer: usize,
     blob: &str,
     limits: &Limits,
     budget: &Arc<ExpansionBudget>,
+    listed: bool,
 ) -> Walked {
     let reader: Box<dyn Read + Send + '_> = store.open(blob).map_err(LayerError::Open)?;
-    walk_layer_within(reader, &FactsHook, limits, budget).map_err(LayerError::Walk)
+    if listed {
+        walk_listed(layer, reader, limits, budget)
+    } else {
+        walk_buffered(layer, reader, limits, budget)
+    }
+    .map_err(LayerError::Walk)
 }
 
 fn source_label(spec: &ImageSpec, image: &Image) -> String {
