@@ -3,16 +3,16 @@
 //! and through a small proxy that adds the referrers API in front of it.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufReader, Write};
+use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
 use serde_json::{Value, json};
 
-use crate::registry_support::{Auth, PASSWORD, Registry, USER};
-use crate::support::{drydock, fixture, sha256};
+use crate::registry_support::{Auth, PASSWORD, Registry, USER, isolated, read_request};
+use crate::support::{fixture, sha256};
 
 const REPORT_TYPE: &str = "application/vnd.drydock.report.v1+json";
 const SARIF_TYPE: &str = "application/sarif+json";
@@ -21,33 +21,7 @@ const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// Runs drydock with an isolated HOME (no credentials, no cache shared between tests).
 fn run(args: &[&str], stdin: Option<&str>) -> Output {
-    let home = tempfile::tempdir().unwrap();
-    let mut command = drydock();
-    command
-        .args(args)
-        .env("HOME", home.path())
-        .env("XDG_CACHE_HOME", home.path().join("cache"))
-        .env_remove("DOCKER_CONFIG")
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env_remove("XDG_RUNTIME_DIR")
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    output
+    isolated(args, &[], stdin).0
 }
 
 fn stderr(output: &Output) -> String {
@@ -607,36 +581,6 @@ struct ReferrersProxy {
 }
 
 type Referrers = Arc<Mutex<HashMap<String, Vec<Value>>>>;
-/// (method, target, lower-cased headers, body).
-type Request = (String, String, Vec<(String, String)>, Vec<u8>);
-
-fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    stream.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_owned();
-    let target = parts.next()?.to_owned();
-    let mut headers = Vec::new();
-    loop {
-        let mut header = String::new();
-        stream.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-        }
-    }
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body).ok()?;
-    Some((method, target, headers, body))
-}
 
 impl ReferrersProxy {
     fn start(upstream: String) -> Self {

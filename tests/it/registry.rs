@@ -1,46 +1,18 @@
 //! Scanning by reference, against the real distribution registry on loopback.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use crate::registry_support::{Auth, Fault, PASSWORD, Proxy, REFRESH_TOKEN, Registry, USER};
-use crate::support::{drydock, fixture, scan_json};
+use crate::registry_support::{
+    Auth, Fault, PASSWORD, Proxy, REFRESH_TOKEN, Registry, USER, isolated,
+};
+use crate::support::{fixture, scan_json};
 
 /// Runs `drydock scan --format json` with an isolated HOME and cache, and optional stdin.
 fn scan(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> (Output, tempfile::TempDir) {
-    let home = tempfile::tempdir().unwrap();
-    let mut command = drydock();
-    command
-        .args(["scan", "--format", "json"])
-        .args(args)
-        .env("HOME", home.path())
-        .env("XDG_CACHE_HOME", home.path().join("cache"))
-        .env_remove("DOCKER_CONFIG")
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env_remove("XDG_RUNTIME_DIR")
-        .env_remove("DOCKER_HOST")
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let mut child = command.spawn().unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    (output, home)
+    let mut full = vec!["scan", "--format", "json"];
+    full.extend_from_slice(args);
+    isolated(&full, env, stdin)
 }
 
 fn report(output: &Output) -> serde_json::Value {

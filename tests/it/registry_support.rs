@@ -21,7 +21,7 @@ pub type IssuerLog = Arc<Mutex<Vec<(String, String, bool, String)>>>;
 /// (method, path, Range header).
 pub type ProxyLog = Arc<Mutex<Vec<(String, String, Option<String>)>>>;
 /// (method, target, lower-cased headers, body).
-type Request = (String, String, HashMap<String, String>, Vec<u8>);
+pub type Request = (String, String, HashMap<String, String>, Vec<u8>);
 
 pub const USER: &str = "drydock";
 pub const PASSWORD: &str = "s3cret-p4ss";
@@ -287,7 +287,7 @@ fn percent_decode(value: &str) -> String {
 }
 
 /// Reads one HTTP request: the request line, the headers (lower-cased names) and the body.
-fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Request> {
+pub fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Request> {
     let mut line = String::new();
     stream.read_line(&mut line).ok()?;
     let mut parts = line.split_whitespace();
@@ -644,4 +644,44 @@ impl Proxy {
             .filter(|(m, t, _)| m == "GET" && t.contains("/blobs/"))
             .count()
     }
+}
+
+/// Runs drydock with `args` and an isolated HOME and cache: no credentials, no engine, no
+/// cache shared with other tests; `stdin` is written to its standard input. Panics are
+/// failures.
+pub fn isolated(
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&str>,
+) -> (std::process::Output, tempfile::TempDir) {
+    let home = tempfile::tempdir().unwrap();
+    let mut command = crate::support::drydock();
+    command
+        .args(args)
+        .env("HOME", home.path())
+        .env("XDG_CACHE_HOME", home.path().join("cache"))
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (output, home)
 }
