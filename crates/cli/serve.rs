@@ -26,7 +26,9 @@ pub struct ServeArgs {
     /// Where to listen [default: 0.0.0.0:8080].
     #[arg(long, value_name = "ADDRESS:PORT")]
     pub listen: Option<SocketAddr>,
-    /// The SQLite database of jobs and verdicts [default: drydock-serve.db].
+    /// The store of jobs and verdicts: a SQLite file, or a `postgres://` URL that several
+    /// replicas share (best in the configuration file: a URL may hold a password)
+    /// [default: drydock-serve.db].
     #[arg(long, value_name = "FILE")]
     pub store: Option<PathBuf>,
     /// Scans at once [default: 2].

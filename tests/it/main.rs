@@ -27,5 +27,6 @@ mod runtime;
 mod runtime_faithful;
 mod secrets;
 mod serve;
+mod serve_pg;
 mod support;
 mod tree_vs_umoci;

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use crate::registry_support::{Auth, PASSWORD, Registry, USER, free_port, wait_for};
 use crate::support::{RawLayer, TarEntry, drydock, fixture, scan_json, sha256, write_layout};
 
-const TOKEN: &str = "serve-test-token-0123";
+pub(crate) const TOKEN: &str = "serve-test-token-0123";
 const HARBOR_MIME: &str = "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0";
 const GENERIC_MIME: &str = "application/vnd.security.vulnerability.report; version=1.1";
 
@@ -47,8 +47,8 @@ impl Drop for Server {
 }
 
 /// An HTTP answer.
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
@@ -61,19 +61,25 @@ impl Answer {
             .map(|(_, v)| v.as_str())
     }
 
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!("{e}: {}", String::from_utf8_lossy(&self.body));
         })
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
 /// One HTTP/1.1 request on a fresh connection.
-fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+pub(crate) fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -139,7 +145,7 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u
     }
 }
 
-const AUTH: (&str, &str) = ("Authorization", "Bearer serve-test-token-0123");
+pub(crate) const AUTH: (&str, &str) = ("Authorization", "Bearer serve-test-token-0123");
 
 impl Server {
     /// Starts `drydock serve` in `dir` on `port`; `top` adds top-level configuration lines
@@ -248,7 +254,7 @@ impl Server {
     }
 }
 
-fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let started = Instant::now();
     loop {
         if let Some(found) = probe() {
@@ -1057,7 +1063,7 @@ fn serve_harbor_bearer_token_pulls_from_a_token_registry() {
 
 /// A tiny image of its own: one layer holding one small file that names `n`, as an OCI
 /// layout under `dir`.
-fn tiny_layout(dir: &Path, n: usize) -> PathBuf {
+pub(crate) fn tiny_layout(dir: &Path, n: usize) -> PathBuf {
     let name = format!("etc/drydock-load-{n}");
     let content = format!("image number {n}\n");
     write_layout(
@@ -1083,7 +1089,12 @@ fn push_layout(registry: &Registry, layout: &Path, name: &str) -> String {
 
 /// Pushes an OCI layout with raw HTTP (each blob, then the manifest under `tag`), as a
 /// client that checks nothing first would; returns the manifest's digest.
-fn push_layout_http(registry: &Registry, layout: &Path, repository: &str, tag: &str) -> String {
+pub(crate) fn push_layout_http(
+    registry: &Registry,
+    layout: &Path,
+    repository: &str,
+    tag: &str,
+) -> String {
     let blob = |digest: &str| {
         std::fs::read(layout.join("blobs/sha256").join(&digest["sha256:".len()..])).unwrap()
     };

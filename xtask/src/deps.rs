@@ -35,6 +35,8 @@ const NEEDED: &[(&str, &str)] = &[
     ("/usr/sbin/debootstrap", "debootstrap"),
     ("/etc/ssl/certs/ca-certificates.crt", "ca-certificates"),
     ("/usr/share/zoneinfo/Asia/Shanghai", "tzdata"),
+    // `drydock serve` on PostgreSQL: the tests make a throwaway cluster with initdb.
+    ("/usr/lib/postgresql", "postgresql"),
 ];
 
 /// `cargo auditable`, which the Rust fixture is built with, from crates.io.

@@ -72,7 +72,9 @@ pub struct Testing {
 pub struct Config {
     /// Where to listen (`0.0.0.0:8080`).
     pub listen: SocketAddr,
-    /// The SQLite database file (created with its directory).
+    /// The store: a SQLite database file (created with its directory), or a PostgreSQL
+    /// connection URL (`postgres://user:password@host:5432/db?connect_timeout=5`) that any
+    /// number of replicas share.
     pub store: PathBuf,
     /// Scans at once.
     pub workers: usize,
@@ -107,7 +109,8 @@ pub struct Config {
     pub max_attempts: u32,
     /// How long SIGTERM waits for running scans before putting them back in the queue.
     pub shutdown_grace_seconds: u64,
-    /// Where verified blobs are cached (default: `blobs` beside the store).
+    /// Where verified blobs are cached (default: `blobs` beside a SQLite store, `blobs` in the
+    /// working directory with PostgreSQL).
     pub cache_dir: Option<PathBuf>,
     /// This node's name in job leases (default: the host name).
     pub node: Option<String>,
@@ -157,6 +160,13 @@ impl Config {
             file: file.to_owned(),
             message: e.to_string().trim().replace('\n', " "),
         })
+    }
+
+    /// The store's PostgreSQL URL, when it is one.
+    pub fn store_url(&self) -> Option<&str> {
+        self.store
+            .to_str()
+            .filter(|store| crate::postgres::is_postgres_url(store))
     }
 
     pub(crate) fn admission_budget(&self) -> Duration {
@@ -243,6 +253,16 @@ password = "pw"
         let credential = config.credential("registry.corp:5000").unwrap().unwrap();
         assert!(matches!(credential, Credential::Basic { username, .. } if username == "ci"));
         assert!(config.credential("other").unwrap().is_none());
+        assert_eq!(config.store_url(), None);
+        let config = Config::parse(
+            "store = \"postgres://drydock@db.corp:5432/drydock\"",
+            "serve.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            config.store_url(),
+            Some("postgres://drydock@db.corp:5432/drydock")
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@ mod hooks;
 mod http;
 pub mod k8s;
 mod metrics;
+mod postgres;
 mod resolve;
+mod sql;
 mod sqlite;
 mod state;
 mod store;
@@ -23,10 +25,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use config::{Config, OnMiss, RegistryConfig, Testing};
+pub use postgres::{PostgresStore, is_postgres_url};
 pub use sqlite::SqliteStore;
 pub use store::{
-    Child, Counts, Enqueued, EventOutcome, Job, JobKey, JobState, NewJob, Store, StoreError,
-    Verdict,
+    Child, Counts, Enqueued, EventOutcome, Job, JobBell, JobKey, JobState, NewJob, Store,
+    StoreError, Verdict,
 };
 
 use crate::state::{Shared, now};
@@ -91,8 +94,11 @@ pub fn run(config: Config) -> Result<(), ServeError> {
         log::warn!("serving without authentication");
     }
     let policy = load_policy(&config)?;
-    let store = Arc::new(SqliteStore::open(&config.store)?);
+    let store = open_store(&config)?;
     let shared = Arc::new(Shared::new(config, store, policy, tokens));
+    let weak = Arc::downgrade(&shared);
+    let bell: std::sync::Weak<dyn JobBell> = weak;
+    shared.store.watch_jobs(bell)?;
     // This node's jobs that a crash left running are taken back at once, not after the lease.
     let requeued = shared.store.requeue(Some(&shared.node), None)?;
     if requeued > 0 {
@@ -123,6 +129,20 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     }
     runtime.shutdown_timeout(Duration::from_secs(1));
     served
+}
+
+/// The store the configuration names: a `postgres://` URL, else a SQLite file.
+fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+    match config.store_url() {
+        Some(url) => {
+            // The workers, the heartbeat and a few handlers at once; LISTEN has its own.
+            let connections = config.workers.max(1) + 6;
+            let store = PostgresStore::connect(url, connections)?;
+            log::info!("store: PostgreSQL, at most {connections} connections");
+            Ok(Arc::new(store))
+        }
+        None => Ok(Arc::new(SqliteStore::open(&config.store)?)),
+    }
 }
 
 async fn serve(shared: Arc<Shared>) -> Result<(), ServeError> {
@@ -156,7 +176,15 @@ async fn heartbeat(shared: Arc<Shared>) {
         let shared = Arc::clone(&shared);
         let _ = tokio::task::spawn_blocking(move || {
             let lease = i64::try_from(lease.as_secs()).unwrap_or(600);
-            if let Err(e) = shared.store.extend_leases(&shared.owner, now() + lease) {
+            let running: Vec<i64> = shared
+                .running
+                .lock()
+                .map(|r| r.iter().copied().collect())
+                .unwrap_or_default();
+            if let Err(e) = shared
+                .store
+                .extend_leases(&shared.owner, &running, now() + lease)
+            {
                 log::error!("{e}");
             }
             if let Err(e) = shared.store.prune_events(now() - 86_400) {

@@ -1,106 +1,24 @@
 //! The [`Store`] in one SQLite file: WAL, one connection behind a mutex (SQLite has one writer
-//! anyway), every method one transaction.
+//! anyway), every method one transaction. The SQL is [`crate::sql`]'s, shared with PostgreSQL.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+use crate::sql::{self, Dialect};
 use crate::store::{
-    Child, Counts, Enqueued, EventOutcome, Job, JobKey, JobState, NewJob, Store, StoreError,
-    Verdict,
+    Child, Counts, Enqueued, EventOutcome, Job, JobKey, JobState, LocalLocks, NewJob, Store,
+    StoreError, Verdict,
 };
-
-/// The schema, in SQL that PostgreSQL also reads but for `INTEGER PRIMARY KEY` (there:
-/// `BIGSERIAL PRIMARY KEY`).
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY,
-    digest TEXT NOT NULL,
-    platform TEXT NOT NULL,
-    engine_version TEXT NOT NULL,
-    policy_digest TEXT NOT NULL,
-    registry TEXT NOT NULL,
-    repository TEXT NOT NULL,
-    plain_http INTEGER NOT NULL DEFAULT 0,
-    source TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    node TEXT,
-    owner TEXT,
-    locked_until BIGINT,
-    error TEXT,
-    error_class TEXT,
-    created_at BIGINT NOT NULL,
-    started_at BIGINT,
-    finished_at BIGINT
-);
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_one_active
-    ON jobs (digest, platform, engine_version, policy_digest)
-    WHERE state IN ('queued', 'running');
-CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
-CREATE TABLE IF NOT EXISTS verdicts (
-    digest TEXT NOT NULL,
-    platform TEXT NOT NULL,
-    engine_version TEXT NOT NULL,
-    policy_digest TEXT NOT NULL,
-    job_id BIGINT NOT NULL,
-    repository TEXT NOT NULL,
-    score INTEGER NOT NULL,
-    grade TEXT NOT NULL,
-    passed INTEGER NOT NULL,
-    runnable INTEGER NOT NULL,
-    worst TEXT,
-    counts TEXT NOT NULL,
-    scanned_at TEXT NOT NULL,
-    report TEXT NOT NULL,
-    harbor TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    deleted_at BIGINT,
-    PRIMARY KEY (digest, platform, engine_version, policy_digest)
-);
-CREATE TABLE IF NOT EXISTS job_verdicts (
-    job_id BIGINT NOT NULL,
-    digest TEXT NOT NULL,
-    platform TEXT NOT NULL,
-    PRIMARY KEY (job_id, digest, platform)
-);
-CREATE TABLE IF NOT EXISTS index_children (
-    index_digest TEXT NOT NULL,
-    child_digest TEXT NOT NULL,
-    platform TEXT NOT NULL,
-    PRIMARY KEY (index_digest, child_digest, platform)
-);
-CREATE TABLE IF NOT EXISTS events (
-    event_id TEXT PRIMARY KEY,
-    received_at BIGINT NOT NULL
-);
-";
-
-/// The claim: the oldest queued job, or a running one whose lease ran out. SQLite has a single
-/// writer, so the subquery cannot race; PostgreSQL's version adds `FOR UPDATE SKIP LOCKED` to
-/// the subquery.
-pub const CLAIM: &str = "
-UPDATE jobs SET state = 'running', node = ?1, owner = ?2, locked_until = ?3,
-    attempts = attempts + 1, started_at = ?4
-WHERE id = (
-    SELECT id FROM jobs
-    WHERE state = 'queued' OR (state = 'running' AND locked_until < ?4)
-    ORDER BY id LIMIT 1
-)
-RETURNING id";
-
-const JOB_COLUMNS: &str = "id, digest, platform, engine_version, policy_digest, registry, \
-    repository, plain_http, source, state, attempts, error, error_class, created_at, finished_at";
-
-const VERDICT_COLUMNS: &str = "v.digest, v.platform, v.engine_version, v.policy_digest, \
-    v.job_id, v.repository, v.score, v.grade, v.passed, v.runnable, v.worst, v.counts, \
-    v.scanned_at, v.report, v.harbor";
 
 /// The store in a SQLite file.
 #[derive(Debug)]
 pub struct SqliteStore {
     connection: Mutex<Connection>,
+    claim: String,
+    /// One process per file: a process-local lock per subject is enough.
+    subjects: LocalLocks,
 }
 
 fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
@@ -170,9 +88,11 @@ impl SqliteStore {
         let _mode: String =
             connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         connection.execute_batch("PRAGMA synchronous = NORMAL;")?;
-        connection.execute_batch(SCHEMA)?;
+        connection.execute_batch(&sql::schema(Dialect::Sqlite))?;
         Ok(Self {
             connection: Mutex::new(connection),
+            claim: sql::claim(Dialect::Sqlite),
+            subjects: LocalLocks::default(),
         })
     }
 
@@ -190,39 +110,20 @@ fn enqueue_in(
     now: i64,
 ) -> rusqlite::Result<Enqueued> {
     let key = &job.key;
+    let key_params = params![
+        key.digest,
+        key.platform,
+        key.engine_version,
+        key.policy_digest
+    ];
     let active: Option<i64> = tx
-        .query_row(
-            "SELECT id FROM jobs WHERE digest = ?1 AND platform = ?2 AND engine_version = ?3 \
-             AND policy_digest = ?4 AND state IN ('queued', 'running') ORDER BY id LIMIT 1",
-            params![
-                key.digest,
-                key.platform,
-                key.engine_version,
-                key.policy_digest
-            ],
-            |row| row.get(0),
-        )
+        .query_row(sql::ACTIVE_JOB, key_params, |row| row.get(0))
         .optional()?;
     if let Some(id) = active {
         return Ok(Enqueued::Active(id));
     }
     let done: Option<i64> = tx
-        .query_row(
-            "SELECT j.id FROM jobs j WHERE j.digest = ?1 AND j.platform = ?2 \
-             AND j.engine_version = ?3 AND j.policy_digest = ?4 AND j.state = 'done' \
-             AND EXISTS (SELECT 1 FROM job_verdicts jv JOIN verdicts v \
-                 ON v.digest = jv.digest AND v.platform = jv.platform \
-                 AND v.engine_version = j.engine_version AND v.policy_digest = j.policy_digest \
-                 WHERE jv.job_id = j.id AND v.deleted_at IS NULL) \
-             ORDER BY j.id DESC LIMIT 1",
-            params![
-                key.digest,
-                key.platform,
-                key.engine_version,
-                key.policy_digest
-            ],
-            |row| row.get(0),
-        )
+        .query_row(sql::DONE_JOB, key_params, |row| row.get(0))
         .optional()?;
     if let Some(id) = done {
         return Ok(Enqueued::Done(id));
@@ -231,8 +132,7 @@ fn enqueue_in(
         // Any platform will do: a verdict of this very manifest, whoever asked for it.
         let verdict: Option<i64> = tx
             .query_row(
-                "SELECT job_id FROM verdicts WHERE digest = ?1 AND engine_version = ?2 \
-                 AND policy_digest = ?3 AND deleted_at IS NULL ORDER BY created_at DESC LIMIT 1",
+                sql::ANY_VERDICT_JOB,
                 params![key.digest, key.engine_version, key.policy_digest],
                 |row| row.get(0),
             )
@@ -241,10 +141,9 @@ fn enqueue_in(
             return Ok(Enqueued::Done(id));
         }
     }
+    // One writer: no concurrent transaction can have made the active job since the look-up.
     let id: i64 = tx.query_row(
-        "INSERT INTO jobs (digest, platform, engine_version, policy_digest, registry, \
-         repository, plain_http, source, state, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9) RETURNING id",
+        sql::INSERT_JOB,
         params![
             key.digest,
             key.platform,
@@ -284,11 +183,7 @@ impl Store for SqliteStore {
     ) -> Result<EventOutcome, StoreError> {
         let mut connection = self.lock()?;
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let inserted = tx.execute(
-            "INSERT INTO events (event_id, received_at) VALUES (?1, ?2) \
-             ON CONFLICT (event_id) DO NOTHING",
-            params![event_id, now],
-        )?;
+        let inserted = tx.execute(sql::INSERT_EVENT, params![event_id, now])?;
         if inserted == 0 {
             return Ok(EventOutcome::Duplicate);
         }
@@ -310,28 +205,25 @@ impl Store for SqliteStore {
         let mut connection = self.lock()?;
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let id: Option<i64> = tx
-            .query_row(CLAIM, params![node, owner, now + lease, now], |row| {
+            .query_row(&self.claim, params![node, owner, now + lease, now], |row| {
                 row.get(0)
             })
             .optional()?;
         let job = match id {
-            Some(id) => Some(tx.query_row(
-                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
-                params![id],
-                job_from_row,
-            )?),
+            Some(id) => Some(tx.query_row(sql::JOB, params![id], job_from_row)?),
             None => None,
         };
         tx.commit()?;
         Ok(job)
     }
 
-    fn extend_leases(&self, owner: &str, until: i64) -> Result<(), StoreError> {
-        let connection = self.lock()?;
-        connection.execute(
-            "UPDATE jobs SET locked_until = ?1 WHERE state = 'running' AND owner = ?2",
-            params![until, owner],
-        )?;
+    fn extend_leases(&self, owner: &str, jobs: &[i64], until: i64) -> Result<(), StoreError> {
+        let mut connection = self.lock()?;
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for id in jobs {
+            tx.execute(sql::EXTEND_LEASE, params![until, owner, id])?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -347,18 +239,7 @@ impl Store for SqliteStore {
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for v in verdicts {
             tx.execute(
-                "INSERT INTO verdicts (digest, platform, engine_version, policy_digest, job_id, \
-                 repository, score, grade, passed, runnable, worst, counts, scanned_at, report, \
-                 harbor, created_at, deleted_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?16, ?15, \
-                 NULL) \
-                 ON CONFLICT (digest, platform, engine_version, policy_digest) DO UPDATE SET \
-                 job_id = excluded.job_id, repository = excluded.repository, \
-                 score = excluded.score, grade = excluded.grade, passed = excluded.passed, \
-                 runnable = excluded.runnable, worst = excluded.worst, counts = excluded.counts, \
-                 scanned_at = excluded.scanned_at, report = excluded.report, \
-                 harbor = excluded.harbor, \
-                 created_at = excluded.created_at, deleted_at = NULL",
+                sql::UPSERT_VERDICT,
                 params![
                     v.digest,
                     v.platform,
@@ -379,74 +260,46 @@ impl Store for SqliteStore {
                 ],
             )?;
             tx.execute(
-                "INSERT INTO job_verdicts (job_id, digest, platform) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (job_id, digest, platform) DO NOTHING",
+                sql::INSERT_JOB_VERDICT,
                 params![job_id, v.digest, v.platform],
             )?;
         }
         if let Some(children) = index {
-            let digest: String = tx.query_row(
-                "SELECT digest FROM jobs WHERE id = ?1",
-                params![job_id],
-                |row| row.get(0),
-            )?;
+            let digest: String =
+                tx.query_row(sql::JOB_DIGEST, params![job_id], |row| row.get(0))?;
             for child in children {
                 tx.execute(
-                    "INSERT INTO index_children (index_digest, child_digest, platform) \
-                     VALUES (?1, ?2, ?3) ON CONFLICT (index_digest, child_digest, platform) \
-                     DO NOTHING",
+                    sql::INSERT_CHILD,
                     params![digest, child.digest, child.platform],
                 )?;
             }
         }
-        tx.execute(
-            "UPDATE jobs SET state = 'done', locked_until = NULL, finished_at = ?2, error = ?3 \
-             WHERE id = ?1",
-            params![job_id, now, note],
-        )?;
+        tx.execute(sql::MARK_DONE, params![job_id, now, note])?;
         tx.commit()?;
         Ok(())
     }
 
     fn fail(&self, job_id: i64, error: &str, class: &str, now: i64) -> Result<(), StoreError> {
         let connection = self.lock()?;
-        connection.execute(
-            "UPDATE jobs SET state = 'failed', locked_until = NULL, finished_at = ?2, \
-             error = ?3, error_class = ?4 WHERE id = ?1",
-            params![job_id, now, error, class],
-        )?;
+        connection.execute(sql::MARK_FAILED, params![job_id, now, error, class])?;
         Ok(())
     }
 
     fn requeue(&self, node: Option<&str>, owner: Option<&str>) -> Result<usize, StoreError> {
         let connection = self.lock()?;
-        let n = connection.execute(
-            "UPDATE jobs SET state = 'queued', owner = NULL, locked_until = NULL \
-             WHERE state = 'running' AND (node = ?1 OR owner = ?2)",
-            params![node, owner],
-        )?;
-        Ok(n)
+        Ok(connection.execute(sql::REQUEUE, params![node, owner])?)
     }
 
     fn job(&self, id: i64) -> Result<Option<Job>, StoreError> {
         let connection = self.lock()?;
         Ok(connection
-            .query_row(
-                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
-                params![id],
-                job_from_row,
-            )
+            .query_row(sql::JOB, params![id], job_from_row)
             .optional()?)
     }
 
     fn job_verdicts(&self, id: i64) -> Result<Vec<Verdict>, StoreError> {
         let connection = self.lock()?;
-        let mut statement = connection.prepare(&format!(
-            "SELECT {VERDICT_COLUMNS} FROM job_verdicts jv JOIN jobs j ON j.id = jv.job_id \
-             JOIN verdicts v ON v.digest = jv.digest AND v.platform = jv.platform \
-             AND v.engine_version = j.engine_version AND v.policy_digest = j.policy_digest \
-             WHERE jv.job_id = ?1 ORDER BY v.platform"
-        ))?;
+        let mut statement = connection.prepare(sql::JOB_VERDICTS)?;
         let rows = statement.query_map(params![id], verdict_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -458,23 +311,17 @@ impl Store for SqliteStore {
         policy_digest: &str,
     ) -> Result<Vec<Verdict>, StoreError> {
         let connection = self.lock()?;
-        let mut statement = connection.prepare(&format!(
-            "SELECT {VERDICT_COLUMNS} FROM verdicts v WHERE v.digest = ?1 \
-             AND v.engine_version = ?2 AND v.policy_digest = ?3 AND v.deleted_at IS NULL \
-             ORDER BY v.platform"
-        ))?;
-        let rows = statement.query_map(params![digest, engine_version, policy_digest], |row| {
-            verdict_from_row(row)
-        })?;
+        let mut statement = connection.prepare(sql::VERDICTS)?;
+        let rows = statement.query_map(
+            params![digest, engine_version, policy_digest],
+            verdict_from_row,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn index_children(&self, digest: &str) -> Result<Vec<Child>, StoreError> {
         let connection = self.lock()?;
-        let mut statement = connection.prepare(
-            "SELECT child_digest, platform FROM index_children WHERE index_digest = ?1 \
-             ORDER BY platform",
-        )?;
+        let mut statement = connection.prepare(sql::INDEX_CHILDREN)?;
         let rows = statement.query_map(params![digest], |row| {
             Ok(Child {
                 digest: row.get(0)?,
@@ -486,39 +333,35 @@ impl Store for SqliteStore {
 
     fn mark_deleted(&self, digest: &str, now: i64) -> Result<usize, StoreError> {
         let connection = self.lock()?;
-        let n = connection.execute(
-            "UPDATE verdicts SET deleted_at = ?2 WHERE deleted_at IS NULL AND (digest = ?1 \
-             OR digest IN (SELECT child_digest FROM index_children WHERE index_digest = ?1))",
-            params![digest, now],
-        )?;
-        Ok(n)
+        Ok(connection.execute(sql::MARK_DELETED, params![digest, now])?)
     }
 
     fn counts(&self) -> Result<Counts, StoreError> {
         let connection = self.lock()?;
-        let mut statement =
-            connection.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
-        let mut counts = Counts::default();
+        let mut statement = connection.prepare(sql::COUNTS)?;
         let rows = statement.query_map([], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
         })?;
+        let mut counts = Counts::default();
         for row in rows {
             let (state, n) = row?;
-            let n = u64::try_from(n).unwrap_or(0);
-            match JobState::parse(&state) {
-                Some(JobState::Queued) => counts.queued = n,
-                Some(JobState::Running) => counts.running = n,
-                Some(JobState::Done) => counts.done = n,
-                Some(JobState::Failed) => counts.failed = n,
-                None => {}
-            }
+            counts.add(&state, n);
         }
         Ok(counts)
     }
 
     fn prune_events(&self, before: i64) -> Result<usize, StoreError> {
         let connection = self.lock()?;
-        Ok(connection.execute("DELETE FROM events WHERE received_at < ?1", params![before])?)
+        Ok(connection.execute(sql::PRUNE_EVENTS, params![before])?)
+    }
+
+    fn with_subject_lock(
+        &self,
+        repository: &str,
+        subject: &str,
+        f: &mut dyn FnMut(),
+    ) -> Result<(), StoreError> {
+        self.subjects.with(&format!("{repository}@{subject}"), f)
     }
 }
 
@@ -638,7 +481,7 @@ mod tests {
         assert_eq!(store.requeue(Some("node-b"), None).unwrap(), 1);
         assert_eq!(store.job(id).unwrap().unwrap().state, JobState::Queued);
         store.claim("node-b", "node-b/2", 80, 60).unwrap().unwrap();
-        store.extend_leases("node-b/2", 1000).unwrap();
+        store.extend_leases("node-b/2", &[id], 1000).unwrap();
         assert!(
             store
                 .claim("node-c", "node-c/1", 500, 60)

@@ -1,7 +1,7 @@
 //! What every handler and worker shares: the configuration, the store, the policy, the
 //! counters, and the bell that wakes idle workers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -13,7 +13,7 @@ use drydock_report::{Gate, Policy};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::resolve::ResolveCache;
-use crate::store::{JobKey, Store};
+use crate::store::{JobBell, JobKey, Store};
 
 /// The state of one `drydock serve` process.
 #[derive(Debug)]
@@ -39,6 +39,8 @@ pub struct Shared {
     /// Credentials that came with a request (Harbor's robot accounts), by job: kept in memory
     /// only, never written to the store.
     pub credentials: Mutex<HashMap<i64, Credential>>,
+    /// The jobs this process's workers run: the heartbeat extends their leases only.
+    pub running: Mutex<BTreeSet<i64>>,
     pub hook_failures_left: AtomicU32,
     pub resolved: ResolveCache,
 }
@@ -68,6 +70,9 @@ impl Shared {
         let node = config.node.clone().unwrap_or_else(host_name);
         let owner = format!("{node}/{}-{}", std::process::id(), now());
         let blob_cache = config.cache_dir.clone().unwrap_or_else(|| {
+            if config.store_url().is_some() {
+                return PathBuf::from("blobs");
+            }
             config
                 .store
                 .parent()
@@ -90,6 +95,7 @@ impl Shared {
             bell: Mutex::new(0),
             ring: Condvar::new(),
             credentials: Mutex::new(HashMap::new()),
+            running: Mutex::new(BTreeSet::new()),
             hook_failures_left,
             resolved: ResolveCache::default(),
         }
@@ -132,6 +138,16 @@ impl Shared {
     pub fn stop(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
         self.ring();
+    }
+}
+
+impl JobBell for Shared {
+    fn ring(&self) {
+        Shared::ring(self);
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.is_shutting_down()
     }
 }
 

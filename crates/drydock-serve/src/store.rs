@@ -1,11 +1,14 @@
 //! The store of jobs, verdicts and notification event ids, behind the [`Store`] trait.
 //!
-//! One implementation today, [`SqliteStore`](crate::sqlite::SqliteStore) (one node, one file).
-//! The schema and the queries are written to carry over to PostgreSQL for several replicas:
-//! times are integer seconds, booleans integers, JSON text; `INSERT … ON CONFLICT`,
-//! `RETURNING` and a partial unique index (one active job per key) mean the same in both; the
-//! only query that differs is the claim, which PostgreSQL writes with `FOR UPDATE SKIP LOCKED`
-//! (see [`crate::sqlite::CLAIM`]).
+//! Two implementations: [`SqliteStore`](crate::sqlite::SqliteStore) (one node, one file) and
+//! [`PostgresStore`](crate::postgres::PostgresStore) (any number of replicas on one database).
+//! They run the same schema and the same queries ([`crate::sql`]): times are integer seconds,
+//! booleans integers, JSON text; `INSERT … ON CONFLICT`, `RETURNING` and a partial unique
+//! index (one active job per key) mean the same in both; the only query that differs is the
+//! claim, which PostgreSQL writes with `FOR UPDATE SKIP LOCKED` ([`crate::sql::claim`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Why the store failed. The message never holds a credential (none is ever stored).
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +169,60 @@ pub struct Counts {
     pub failed: u64,
 }
 
+impl Counts {
+    /// Adds `n` jobs in `state` (as stored); an unknown state counts nowhere.
+    pub fn add(&mut self, state: &str, n: i64) {
+        let n = u64::try_from(n).unwrap_or(0);
+        match JobState::parse(state) {
+            Some(JobState::Queued) => self.queued += n,
+            Some(JobState::Running) => self.running += n,
+            Some(JobState::Done) => self.done += n,
+            Some(JobState::Failed) => self.failed += n,
+            None => {}
+        }
+    }
+}
+
+/// What a store that other processes share tells about their work: a job enqueued elsewhere
+/// rings this process's bell, so that its idle workers claim it at once rather than at their
+/// next poll.
+pub trait JobBell: Send + Sync {
+    /// Wakes the idle workers.
+    fn ring(&self);
+    /// The server is stopping: stop watching.
+    fn is_stopped(&self) -> bool;
+}
+
+/// Process-local locks by name, for a store that only one process uses.
+#[derive(Debug, Default)]
+pub struct LocalLocks {
+    locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+impl LocalLocks {
+    /// Runs `f` holding the lock named `name`; forgets the lock when nobody else holds or
+    /// waits for it.
+    pub fn with(&self, name: &str, f: &mut dyn FnMut()) -> Result<(), StoreError> {
+        let poisoned = |_| StoreError("a subject lock is poisoned".into());
+        let lock = {
+            let mut locks = self.locks.lock().map_err(poisoned)?;
+            Arc::clone(locks.entry(name.to_owned()).or_default())
+        };
+        {
+            let _held = lock
+                .lock()
+                .map_err(|_| StoreError("a subject lock is poisoned".into()))?;
+            f();
+        }
+        let mut locks = self.locks.lock().map_err(poisoned)?;
+        // Two references: the map's and ours; nobody else waits.
+        if Arc::strong_count(&lock) == 2 {
+            locks.remove(name);
+        }
+        Ok(())
+    }
+}
+
 /// Jobs, verdicts and notification events. Every method is one transaction, and short: the
 /// HTTP handlers call them off the async threads.
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -193,8 +250,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         lease: i64,
     ) -> Result<Option<Job>, StoreError>;
 
-    /// Extends the leases of the jobs `owner` runs.
-    fn extend_leases(&self, owner: &str, until: i64) -> Result<(), StoreError>;
+    /// Extends the leases of `jobs` while `owner` holds them. Only the jobs the process knows
+    /// it runs: a claim whose answer was lost (the connection broke at the commit) is left to
+    /// expire and be claimed again.
+    fn extend_leases(&self, owner: &str, jobs: &[i64], until: i64) -> Result<(), StoreError>;
 
     /// Stores the verdicts a job made (and, for an index, its children) and marks it done.
     fn finish(
@@ -236,4 +295,60 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Forgets notification event ids received before `before`.
     fn prune_events(&self, before: i64) -> Result<usize, StoreError>;
+
+    /// Runs `f` while no other caller, in this process or any replica sharing the store, runs
+    /// one for the same repository and subject (a manifest digest): the updates of one
+    /// image's referrers (the `sha256-<hex>` tag index has no conditional PUT on most
+    /// registries) are serialised this way. SQLite: a process-local mutex; PostgreSQL: a
+    /// transaction-scoped advisory lock, released if the replica dies. `f` should be short
+    /// (a few registry requests): it holds a database connection.
+    fn with_subject_lock(
+        &self,
+        repository: &str,
+        subject: &str,
+        f: &mut dyn FnMut(),
+    ) -> Result<(), StoreError>;
+
+    /// Watches for jobs enqueued by other processes sharing the store and rings `bell` for
+    /// each, until `bell` says the server stops. Nothing to do for a store only this process
+    /// uses (its handlers ring the bell themselves).
+    fn watch_jobs(&self, bell: std::sync::Weak<dyn JobBell>) -> Result<(), StoreError> {
+        let _ = bell;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    #[test]
+    fn a_local_lock_lets_one_holder_in_at_a_time_and_is_forgotten() {
+        let locks = LocalLocks::default();
+        let inside = AtomicBool::new(false);
+        let overlaps = AtomicUsize::new(0);
+        let runs = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..5 {
+                        locks
+                            .with("repo@sha256:a", &mut || {
+                                if inside.swap(true, Ordering::SeqCst) {
+                                    overlaps.fetch_add(1, Ordering::SeqCst);
+                                }
+                                std::thread::sleep(std::time::Duration::from_millis(2));
+                                runs.fetch_add(1, Ordering::SeqCst);
+                                inside.store(false, Ordering::SeqCst);
+                            })
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(runs.load(Ordering::SeqCst), 20);
+        assert_eq!(overlaps.load(Ordering::SeqCst), 0);
+        assert!(locks.locks.lock().unwrap().is_empty());
+    }
 }

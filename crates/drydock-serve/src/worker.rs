@@ -41,6 +41,9 @@ fn work(shared: &Shared) {
         {
             Ok(Some(job)) => {
                 let id = job.id;
+                if let Ok(mut running) = shared.running.lock() {
+                    running.insert(id);
+                }
                 // A panic is a bug; it fails the job rather than the worker.
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     run(shared, job);
@@ -51,6 +54,9 @@ fn work(shared: &Shared) {
                     if let Err(e) = shared.store.fail(id, "internal error", "internal", now()) {
                         log::error!("{e}");
                     }
+                }
+                if let Ok(mut running) = shared.running.lock() {
+                    running.remove(&id);
                 }
             }
             Ok(None) => shared.wait(Duration::from_secs(2)),
@@ -106,22 +112,35 @@ fn run(shared: &Shared, job: Job) {
     if let Ok(mut credentials) = shared.credentials.lock() {
         credentials.remove(&id);
     }
-    let stored = match outcome {
+    let store = || match &outcome {
         Ok((verdicts, children, note)) => {
-            log::info!("job {id}: done, {} verdict(s)", verdicts.len());
             shared
                 .store
-                .finish(id, &verdicts, children.as_deref(), note.as_deref(), now())
+                .finish(id, verdicts, children.as_deref(), note.as_deref(), now())
         }
+        Err(error) => shared.store.fail(id, &error.message, error.class, now()),
+    };
+    match &outcome {
+        Ok((verdicts, _, _)) => log::info!("job {id}: done, {} verdict(s)", verdicts.len()),
         Err(error) => {
             log::warn!("job {id}: failed: {}", error.message);
             shared.metrics.error(error.class);
-            shared.store.fail(id, &error.message, error.class, now())
         }
-    };
-    if let Err(e) = stored {
+    }
+    // The store may be restarting (PostgreSQL): the answer is kept and stored once it is
+    // back, for as long as the lease would have lasted. Storing twice writes the same rows.
+    let lease = shared.config.lease();
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(500);
+    while let Err(e) = store() {
         log::error!("job {id}: {e}");
         shared.metrics.error("store");
+        if started.elapsed() + delay > lease {
+            log::error!("job {id}: the answer could not be stored: the job will run again");
+            break;
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_secs(10));
     }
 }
 
