@@ -291,32 +291,37 @@ fn cli_report(layout: &str) -> serde_json::Value {
     scan_json(&[&fixture(&format!("{layout}/oci"))]).1
 }
 
+/// Uploads one blob with raw HTTP (POST for a session, PUT with the digest).
+fn upload_blob(registry: &Registry, repository: &str, digest: &str, bytes: &[u8]) {
+    let answer = http(
+        registry.port,
+        "POST",
+        &format!("/v2/{repository}/blobs/uploads/"),
+        &[],
+        b"",
+    );
+    assert_eq!(answer.status, 202, "{}", answer.text());
+    let location = answer.header("location").unwrap();
+    let path = location
+        .find("/v2/")
+        .map_or(location, |start| &location[start..]);
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let answer = http(
+        registry.port,
+        "PUT",
+        &format!("{path}{separator}digest={digest}"),
+        &[("Content-Type", "application/octet-stream")],
+        bytes,
+    );
+    assert_eq!(answer.status, 201, "{}", answer.text());
+}
+
 /// Pushes an artifact (empty config, one opaque layer) with raw HTTP, as `oras` would.
 fn push_artifact(registry: &Registry, repository: &str, tag: &str) -> String {
     let empty = b"{}";
     let layer = b"not an image, just data";
     for blob in [&empty[..], &layer[..]] {
-        let answer = http(
-            registry.port,
-            "POST",
-            &format!("/v2/{repository}/blobs/uploads/"),
-            &[],
-            b"",
-        );
-        assert_eq!(answer.status, 202, "{}", answer.text());
-        let location = answer.header("location").unwrap();
-        let path = location
-            .find("/v2/")
-            .map_or(location, |start| &location[start..]);
-        let separator = if path.contains('?') { '&' } else { '?' };
-        let answer = http(
-            registry.port,
-            "PUT",
-            &format!("{path}{separator}digest={}", sha256(blob)),
-            &[("Content-Type", "application/octet-stream")],
-            blob,
-        );
-        assert_eq!(answer.status, 201, "{}", answer.text());
+        upload_blob(registry, repository, &sha256(blob), blob);
     }
     let manifest = serde_json::json!({
         "schemaVersion": 2,
@@ -1108,27 +1113,7 @@ pub(crate) fn push_layout_http(
         blobs.push(layer["digest"].as_str().unwrap().to_owned());
     }
     for blob_digest in &blobs {
-        let answer = http(
-            registry.port,
-            "POST",
-            &format!("/v2/{repository}/blobs/uploads/"),
-            &[],
-            b"",
-        );
-        assert_eq!(answer.status, 202, "{}", answer.text());
-        let location = answer.header("location").unwrap();
-        let path = location
-            .find("/v2/")
-            .map_or(location, |start| &location[start..]);
-        let separator = if path.contains('?') { '&' } else { '?' };
-        let answer = http(
-            registry.port,
-            "PUT",
-            &format!("{path}{separator}digest={blob_digest}"),
-            &[("Content-Type", "application/octet-stream")],
-            &blob(blob_digest),
-        );
-        assert_eq!(answer.status, 201, "{}", answer.text());
+        upload_blob(registry, repository, blob_digest, &blob(blob_digest));
     }
     let answer = http(
         registry.port,
