@@ -1395,3 +1395,40 @@ fn serve_admission_of_a_multi_platform_index_takes_the_worst_platform() {
     let response = validate(format!("{host}/mixed/app@{good}"));
     assert_eq!(response["allowed"], true, "{response}");
 }
+
+#[test]
+fn serve_attaches_the_report_that_verdict_reads_and_its_referrers_make_no_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = Server::start(dir.path(), port, "attach = [\"report\", \"sarif\"]", "");
+    let registry = Registry::start_with(Auth::Anonymous, false, &notifications(port, true));
+    let digest = push(&registry, "static-go", "attached/app:1", &[]);
+    let answer = server.verdict(&digest);
+    assert_eq!(answer["passed"], true, "{answer}");
+    let reference = format!("{}/attached/app:1", registry.host());
+    let verdict = eventually("the attached report", || {
+        let (output, _home) = crate::registry_support::isolated(
+            &["verdict", &reference, "--format", "json"],
+            &[],
+            None,
+        );
+        (output.status.code() != Some(5)).then_some(output)
+    });
+    assert_eq!(
+        verdict.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&verdict.stderr),
+        server.log()
+    );
+    let report: serde_json::Value = serde_json::from_slice(&verdict.stdout).unwrap();
+    assert_eq!(report["image"]["manifest_digest"], digest);
+    assert!(
+        server.log().contains("attached 2 referrer(s)"),
+        "{}",
+        server.log()
+    );
+    // The referrers and the `sha256-<hex>` index the server pushed are not images to scan.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(server.jobs(), 1.0, "{}", server.log());
+}

@@ -114,7 +114,30 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// This node's name in job leases (default: the host name).
     pub node: Option<String>,
+    /// After each scan, push these documents as OCI referrers of the scanned manifest, as
+    /// `drydock scan --attach` does (`report`, `sarif`, `intoto`); empty: attach nothing. The
+    /// registry credentials configured for the host need push access.
+    pub attach: Vec<AttachKindName>,
     pub testing: Testing,
+}
+
+/// A document `attach` pushes, as the configuration file names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachKindName {
+    Report,
+    Sarif,
+    Intoto,
+}
+
+impl AttachKindName {
+    pub fn kind(self) -> drydock_scan::AttachKind {
+        match self {
+            Self::Report => drydock_scan::AttachKind::Report,
+            Self::Sarif => drydock_scan::AttachKind::Sarif,
+            Self::Intoto => drydock_scan::AttachKind::Intoto,
+        }
+    }
 }
 
 impl Default for Config {
@@ -140,6 +163,7 @@ impl Default for Config {
             shutdown_grace_seconds: 25,
             cache_dir: None,
             node: None,
+            attach: Vec::new(),
             testing: Testing::default(),
         }
     }

@@ -24,7 +24,7 @@ mod worker;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use config::{Config, OnMiss, RegistryConfig, Testing};
+pub use config::{AttachKindName, Config, OnMiss, RegistryConfig, Testing};
 pub use postgres::{PostgresStore, is_postgres_url};
 pub use sqlite::SqliteStore;
 pub use store::{

@@ -259,7 +259,46 @@ fn scan_one(
         .manifest_digest
         .clone()
         .unwrap_or_else(|| name.rsplit('@').next().unwrap_or(name).to_owned());
+    attach(shared, job, &request, &report, &digest);
     Ok(verdict(shared, job, digest, &report))
+}
+
+/// Publishes the report next to the image (`attach` in the configuration), one writer per
+/// subject across every replica sharing the store: the referrers tag index has no conditional
+/// PUT. A failure is logged and counted; the verdict stands without its referrers.
+fn attach(shared: &Shared, job: &Job, request: &ScanRequest, report: &Report, digest: &str) {
+    if shared.config.attach.is_empty() {
+        return;
+    }
+    let mut kinds: Vec<_> = shared.config.attach.iter().map(|k| k.kind()).collect();
+    kinds.sort();
+    kinds.dedup();
+    let repository = format!("{}/{}", job.registry, job.repository);
+    let mut outcome = None;
+    let locked = shared
+        .store
+        .with_subject_lock(&repository, digest, &mut || {
+            outcome = Some(drydock_scan::attach(request, report, &kinds));
+        });
+    let failure = match (locked, outcome) {
+        (Ok(()), Some(Ok(attached))) => {
+            log::info!(
+                "job {}: attached {} referrer(s) to {repository}@{digest} ({} replaced)",
+                job.id,
+                attached.current.len(),
+                attached.replaced.len()
+            );
+            return;
+        }
+        (Ok(()), Some(Err(e))) => e.to_string(),
+        (Err(e), _) => format!("the subject lock failed: {e}"),
+        (Ok(()), None) => "the subject lock did not run the attach".to_owned(),
+    };
+    log::warn!(
+        "job {}: attaching to {repository}@{digest}: {failure}",
+        job.id
+    );
+    shared.metrics.error("attach");
 }
 
 /// A report as the verdict stored for its digest.
