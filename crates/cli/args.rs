@@ -149,6 +149,10 @@ pub struct RegistryArgs {
     /// Download every blob, keeping nothing.
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
+    /// Keep blobs but not layer facts: walk every layer (the facts cache is on by default for
+    /// registry images, and for local ones with --cache-dir).
+    #[arg(long, hide = true)]
+    pub no_facts_cache: bool,
 }
 
 fn parse_platform(s: &str) -> Result<Platform, String> {

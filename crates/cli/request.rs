@@ -32,10 +32,12 @@ pub fn registry_options(registry: &RegistryArgs) -> Result<RegistryOptions, Usag
             .map_err(|e| UsageError(format!("reading the password from standard input: {e}")))?;
         password = Some(secret);
     }
+    // The layer facts cache lives beside the blobs, and `--no-cache` turns both off.
     let cache = match (&registry.cache_dir, registry.no_cache) {
         (_, true) => BlobCacheChoice::Off,
-        (Some(dir), false) => BlobCacheChoice::Dir(dir.clone()),
-        (None, false) => BlobCacheChoice::Default,
+        (Some(dir), false) if registry.no_facts_cache => BlobCacheChoice::Dir(dir.clone()),
+        (None, false) if registry.no_facts_cache => BlobCacheChoice::Default,
+        (dir, false) => BlobCacheChoice::WithFacts(dir.clone()),
     };
     Ok(RegistryOptions {
         ca_certs: registry.ca_cert.clone(),

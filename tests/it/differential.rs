@@ -4,6 +4,10 @@
 //! the hidden `DRYDOCK_SEQUENTIAL=1` (each layer walked on the calling thread into a list of
 //! changes and applied before the next is walked). The JSON reports, standard error and exit
 //! codes must be the same byte for byte, but for the time of the scan.
+//!
+//! Then twice more with the layer facts cache (`--cache-dir`, one directory for every image, so
+//! that images sharing layers share entries): cold, which walks and fills it, and warm, which
+//! takes every layer it can from it. Both must report what the plain path reports.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -55,29 +59,32 @@ fn without_time(stdout: &[u8]) -> String {
     format!("{}{}", &text[..value], &rest[open + close + 2..])
 }
 
-fn scan(image: &Path, sequential: bool) -> Output {
+fn scan(image: &Path, sequential: bool, facts: Option<&Path>) -> Output {
     let mut command = drydock();
     command
         .args(["scan", "--quiet", "--format", "json"])
         .arg(image)
-        .env_remove("DRYDOCK_SEQUENTIAL");
+        .env_remove("DRYDOCK_SEQUENTIAL")
+        .env_remove("DRYDOCK_CACHE_DIR");
+    match facts {
+        Some(dir) => command.arg("--cache-dir").arg(dir),
+        None => command.arg("--no-cache"),
+    };
     if sequential {
         command.env("DRYDOCK_SEQUENTIAL", "1");
     }
     command.output().expect("running drydock")
 }
 
-/// How the two scans of `image` differ, if they do.
-fn difference(image: &Path) -> Option<String> {
-    let fast = scan(image, false);
-    let plain = scan(image, true);
+/// How two scans of `image` differ, if they do.
+fn compare(image: &Path, name: &str, fast: &Output, plain: &Output) -> Option<String> {
     let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(
-        !stderr(&fast).contains("panicked") && !stderr(&plain).contains("panicked"),
+        !stderr(fast).contains("panicked") && !stderr(plain).contains("panicked"),
         "{}: drydock panicked: {}{}",
         image.display(),
-        stderr(&fast),
-        stderr(&plain)
+        stderr(fast),
+        stderr(plain)
     );
     let (a, b) = (without_time(&fast.stdout), without_time(&plain.stdout));
     if fast.status.code() != plain.status.code() || a != b || fast.stderr != plain.stderr {
@@ -85,18 +92,32 @@ fn difference(image: &Path) -> Option<String> {
             .lines()
             .zip(b.lines())
             .find(|(x, y)| x != y)
-            .map(|(x, y)| format!("\n  fast:  {x}\n  plain: {y}"))
+            .map(|(x, y)| format!("\n  {name}:  {x}\n  plain: {y}"))
             .unwrap_or_default();
         return Some(format!(
-            "{}: exit {:?} vs {:?}, stderr {:?} vs {:?}{first}",
+            "{} ({name}): exit {:?} vs {:?}, stderr {:?} vs {:?}{first}",
             image.display(),
             fast.status.code(),
             plain.status.code(),
-            stderr(&fast),
-            stderr(&plain)
+            stderr(fast),
+            stderr(plain)
         ));
     }
     None
+}
+
+/// How the scans of `image` (parallel, facts cache cold, facts cache warm) differ from the
+/// plain one, if they do.
+fn difference(image: &Path, cache: &Path) -> Option<String> {
+    let plain = scan(image, true, None);
+    let fast = scan(image, false, None);
+    let cold = scan(image, false, Some(cache));
+    let warm = scan(image, false, Some(cache));
+    let found: Vec<String> = [("fast", &fast), ("cold", &cold), ("warm", &warm)]
+        .into_iter()
+        .filter_map(|(name, output)| compare(image, name, output, &plain))
+        .collect();
+    (!found.is_empty()).then(|| found.join("\n"))
 }
 
 #[test]
@@ -127,6 +148,7 @@ fn the_parallel_and_streaming_paths_report_what_the_plain_path_reports() {
     );
     let queue = Mutex::new(all.clone());
     let differences = Mutex::new(Vec::new());
+    let cache = tempfile::tempdir().unwrap();
     std::thread::scope(|scope| {
         for _ in 0..std::thread::available_parallelism().map_or(2, |n| n.get().min(4)) {
             scope.spawn(|| {
@@ -134,7 +156,7 @@ fn the_parallel_and_streaming_paths_report_what_the_plain_path_reports() {
                     let Some(image) = queue.lock().unwrap().pop() else {
                         break;
                     };
-                    if let Some(difference) = difference(&image) {
+                    if let Some(difference) = difference(&image, cache.path()) {
                         differences.lock().unwrap().push(difference);
                     }
                 }
@@ -149,4 +171,10 @@ fn the_parallel_and_streaming_paths_report_what_the_plain_path_reports() {
         all.len(),
         differences.join("\n")
     );
+    let entries = fs::read_dir(cache.path().join("facts"))
+        .unwrap()
+        .flatten()
+        .flat_map(|version| fs::read_dir(version.path().join("sha256")).unwrap())
+        .count();
+    assert!(entries > 20, "only {entries} layers in the facts cache");
 }

@@ -12,6 +12,7 @@ mod dist;
 mod elf;
 mod elf_conformance;
 mod engine;
+mod facts_cache;
 mod formats;
 mod fuzz_regressions;
 mod hostile;

@@ -18,12 +18,15 @@
 //!   `target/bench/`, and the peak memory of a scan of each (`docs/benchmarks.md`).
 //! - `bench-serve`: `drydock serve` under 200 pushes through the registry on loopback (scans per
 //!   minute, webhook and verdict lookup answer times, peak memory), for `docs/benchmarks.md`.
+//! - `bench-rebuild`: a rescan of a rebuilt image (only its top layer new) with a warm layer
+//!   facts cache against a cold scan, for `docs/benchmarks.md`.
 //! - `scores`: rewrites the table of fixture scores in `docs/scoring.md` from fresh scans.
 //! - `fuzz [--minutes N] [--jobs J] [TARGET…]`: runs the cargo-fuzz targets (nightly), keeps crashing
 //!   inputs as regression tests and records the runs in `docs/security.md`; `fuzz --seeds`
 //!   only rewrites `fuzz/seeds/`.
 
 mod bench;
+mod bench_rebuild;
 mod bench_serve;
 mod blob;
 mod cmd;
@@ -107,6 +110,7 @@ fn main() -> anyhow::Result<()> {
         }
         Some("bench-files") => many_files::run_bench(&root, &args[1..]),
         Some("bench-serve") => bench_serve::run_bench(&root),
+        Some("bench-rebuild") => bench_rebuild::run_bench(&root),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("scores") => {
             let fixtures = fixtures::default_dir(&root);
@@ -114,7 +118,7 @@ fn main() -> anyhow::Result<()> {
             scores::write(&root, &fixtures)
         }
         _ => bail!(
-            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | hostile | sample | dist | test | bench | bench-memory | bench-files [--files N]... | bench-serve | scores | fuzz [--minutes N] [--jobs J] [TARGET…]>"
+            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | hostile | sample | dist | test | bench | bench-memory | bench-files [--files N]... | bench-serve | bench-rebuild | scores | fuzz [--minutes N] [--jobs J] [TARGET…]>"
         ),
     }
 }

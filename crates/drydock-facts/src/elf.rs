@@ -228,8 +228,8 @@ pub struct ExecRefusal {
     pub reason: String,
 }
 
-const ENOEXEC: &str = "exec format error";
-const EIO: &str = "input/output error";
+pub(crate) const ENOEXEC: &str = "exec format error";
+pub(crate) const EIO: &str = "input/output error";
 
 /// The checks of `load_elf_binary` and `load_elf_phdrs` (fs/binfmt_elf.c), in their order:
 /// the file type, the program header entry size and table size (at most 64 KiB), the table

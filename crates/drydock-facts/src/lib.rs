@@ -10,6 +10,7 @@
 //! buffer a whole large file, and never do I/O other than reading the stream it is handed.
 
 mod certs;
+pub mod codec;
 mod elf;
 pub mod secrets;
 mod shell;

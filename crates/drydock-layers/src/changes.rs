@@ -175,6 +175,52 @@ impl<F> ChangeBuffer<F> {
         }
     }
 
+    /// The version of this byte encoding. Anything that stores [`ChangeBuffer::raw`] beyond
+    /// one scan (the layer facts cache) keys it by this number: bump it whenever the encoding
+    /// changes.
+    pub const ENCODING: u32 = 1;
+
+    /// This crate's version, for the same keys: the walk that fills a buffer may change with
+    /// it.
+    pub const CRATE_VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    /// The encoded changes and the facts, in order, as [`ChangeBuffer::from_raw`] takes them
+    /// back.
+    pub fn raw(&self) -> (&[u8], &[F]) {
+        (&self.bytes, &self.facts)
+    }
+
+    /// A buffer from what [`ChangeBuffer::raw`] gave. The bytes are read to their end once:
+    /// `None` unless every change decodes, nothing is left over and there is exactly one fact
+    /// per change that has one. (The bytes may come from a file: a damaged one is refused,
+    /// never half read.)
+    pub fn from_raw(bytes: Vec<u8>, facts: Vec<F>) -> Option<Self> {
+        let mut reader = Reader {
+            bytes: &bytes,
+            at: 0,
+            path: Vec::new(),
+        };
+        let mut len = 0usize;
+        let mut wanted = 0usize;
+        while reader.at < bytes.len() {
+            reader.next(&mut || {
+                wanted += 1;
+                Some(())
+            })?;
+            len += 1;
+        }
+        if wanted != facts.len() {
+            return None;
+        }
+        let last_path = reader.path;
+        Some(Self {
+            bytes,
+            facts,
+            len,
+            last_path,
+        })
+    }
+
     /// The changes in order, without their facts (for what only needs paths and metadata).
     pub fn iter(&self) -> impl Iterator<Item = Change<()>> + '_ {
         let mut reader = Reader {
@@ -394,6 +440,51 @@ mod tests {
         assert_eq!(buffer.len(), expected.len());
         let back: Vec<String> = buffer.into_changes().map(|c| describe(&c)).collect();
         assert_eq!(back, expected);
+    }
+
+    #[test]
+    fn raw_bytes_come_back_as_the_same_buffer_and_damage_is_refused() {
+        let mut buffer = ChangeBuffer::new();
+        buffer.push(Change::Add {
+            path: b"etc/passwd".to_vec(),
+            kind: FileKind::File,
+            meta: EntryMeta::default(),
+            link: None,
+            fact: Some(1u8),
+        });
+        buffer.push(Change::Add {
+            path: b"etc/group".to_vec(),
+            kind: FileKind::File,
+            meta: EntryMeta::default(),
+            link: None,
+            fact: None,
+        });
+        buffer.push(Change::Whiteout {
+            path: b"etc/old".to_vec(),
+        });
+        let (bytes, facts) = buffer.raw();
+        let (bytes, facts) = (bytes.to_vec(), facts.to_vec());
+        let expected: Vec<String> = ChangeBuffer::from_raw(bytes.clone(), facts.clone())
+            .unwrap()
+            .into_changes()
+            .map(|c| describe(&c))
+            .collect();
+        let original: Vec<String> = buffer.into_changes().map(|c| describe(&c)).collect();
+        assert_eq!(expected, original);
+        let mut again = ChangeBuffer::from_raw(bytes.clone(), facts.clone()).unwrap();
+        assert_eq!(again.len(), 3);
+        // Pushing after from_raw continues the path prefixes correctly.
+        again.push(Change::Whiteout {
+            path: b"etc/older".to_vec(),
+        });
+        assert_eq!(again.iter().count(), 4);
+        // One fact too many or too few, a truncated stream, trailing garbage: refused.
+        assert!(ChangeBuffer::from_raw(bytes.clone(), vec![1, 2]).is_none());
+        assert!(ChangeBuffer::<u8>::from_raw(bytes.clone(), vec![]).is_none());
+        assert!(ChangeBuffer::from_raw(bytes[..bytes.len() - 1].to_vec(), facts.clone()).is_none());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(ChangeBuffer::from_raw(longer, facts).is_none());
     }
 
     #[test]

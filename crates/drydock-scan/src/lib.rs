@@ -16,6 +16,7 @@
 
 mod attach;
 mod error;
+mod facts_cache;
 mod load;
 mod progress;
 mod report;

@@ -19,6 +19,7 @@ use drydock_source::{
 use rayon::prelude::*;
 
 use crate::error::ScanError;
+use crate::facts_cache::FactsCache;
 use crate::progress::ScanProgress;
 use crate::request::{BlobCacheChoice, RegistryOptions, ScanRequest, SourceChoice};
 
@@ -68,6 +69,11 @@ enum Held {
     Applied(Result<(), ApplyError>),
     /// In the walk's list of changes (the plain, sequential path).
     List,
+    /// Not walked: the facts cache has an entry for this diff id and blob, whose header gave
+    /// the walk's measurements. The entry is read and checked whole when its turn comes (one
+    /// layer's changes in memory at a time), and the layer is walked then if it does not
+    /// check out.
+    Cached,
 }
 
 type Walked = Result<WalkedBlob, LayerError>;
@@ -259,8 +265,30 @@ pub(crate) fn client_options(registry: &RegistryOptions) -> ClientOptions {
 fn blob_cache(registry: &RegistryOptions) -> Option<BlobCache> {
     match &registry.cache {
         BlobCacheChoice::Off => None,
-        BlobCacheChoice::Dir(dir) => Some(BlobCache::new(dir.clone())),
-        BlobCacheChoice::Default => BlobCache::default_dir().map(BlobCache::new),
+        BlobCacheChoice::Dir(dir) | BlobCacheChoice::WithFacts(Some(dir)) => {
+            Some(BlobCache::new(dir.clone()))
+        }
+        BlobCacheChoice::Default | BlobCacheChoice::WithFacts(None) => {
+            BlobCache::default_dir().map(BlobCache::new)
+        }
+    }
+}
+
+/// The layer facts cache, when the request asks for one: beside the blob cache, for registry
+/// images, and for local ones too when the caller named the directory. A local image's blobs
+/// are files nobody else verified, so the default directory (shared by every scan of the
+/// user, tests included) is not trusted to stand in for them unasked. Never on the plain
+/// path, which stays the reference the differential test compares against.
+fn facts_cache(registry: &RegistryOptions, from_registry: bool) -> Option<FactsCache> {
+    if sequential() {
+        return None;
+    }
+    match &registry.cache {
+        BlobCacheChoice::WithFacts(Some(dir)) => Some(FactsCache::new(dir)),
+        BlobCacheChoice::WithFacts(None) if from_registry => {
+            BlobCache::default_dir().map(|dir| FactsCache::new(&dir))
+        }
+        _ => None,
     }
 }
 
@@ -269,6 +297,7 @@ fn blob_cache(registry: &RegistryOptions) -> Option<BlobCache> {
 pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanned, ScanError> {
     let limits = &request.limits;
     let origin = origin(request)?;
+    let facts = facts_cache(&request.registry, matches!(origin, Origin::Registry(_)));
     let (spec, opened, label) = match origin {
         Origin::Local(spec) => {
             let opened = drydock_source::open(&spec, &limits.budget())?;
@@ -323,7 +352,15 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
                 // Walked one by one as the loop below applies them.
                 image.layers.iter().map(|_| None).collect()
             } else {
-                walk_in_parallel(&*store, &image, limits, &budget, progress, &applied)
+                walk_in_parallel(
+                    &*store,
+                    &image,
+                    limits,
+                    &budget,
+                    progress,
+                    &applied,
+                    facts.as_ref(),
+                )
             };
             (image, Walks::Random(store, walks))
         }
@@ -405,10 +442,49 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
             },
         })?;
         let WalkedBlob {
-            walk,
-            changes,
-            secrets: found,
+            mut walk,
+            mut changes,
+            secrets: mut found,
         } = walked;
+        // Only a layer walked here from a random-access store, named by its blob digest, is
+        // stored (see `walk_in_parallel`); what came from the cache is not written back.
+        let mut store_facts = facts.as_ref().filter(|_| {
+            store.is_some() && layer.digest.is_some() && !matches!(changes, Held::Cached)
+        });
+        if let (Held::Cached, Some(cache)) = (&changes, &facts) {
+            let entry = cache.read(&layer.diff_id).filter(|entry| {
+                // Rewritten for another blob since it was looked up: not this layer's.
+                entry.walk.blob_digest == walk.blob_digest && entry.walk.blob_size == walk.blob_size
+            });
+            match (entry, &store, layer.blob.as_deref()) {
+                (Some(entry), _, _) => {
+                    walk = entry.walk;
+                    changes = Held::Buffer(entry.changes);
+                    found = entry.secrets;
+                    for secret in &mut found {
+                        secret.layer = layer.index;
+                    }
+                }
+                (None, Some(store), Some(blob)) => {
+                    let walked = walk_blob(&**store, layer.index, blob, limits, &budget, false)
+                        .map_err(|error| match error {
+                            LayerError::Open(source) => ScanError::Source(source),
+                            LayerError::Walk(source) => ScanError::Walk {
+                                layer: layer.label(),
+                                source,
+                            },
+                        })?;
+                    (walk, changes, found) = (walked.walk, walked.changes, walked.secrets);
+                    store_facts = Some(cache);
+                }
+                (None, _, _) => {
+                    return Err(ScanError::Source(SourceError::Unavailable(format!(
+                        "{}: neither in the facts cache nor readable",
+                        layer.label()
+                    ))));
+                }
+            }
+        }
         layer.verify(
             &walk.blob_digest.to_string(),
             walk.blob_size,
@@ -422,6 +498,10 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
             blob_size: walk.blob_size,
             tar_size: walk.tar_size,
         });
+        // The digests checked out just above: only now may the walk be kept.
+        if let (Some(cache), Held::Buffer(buffer)) = (store_facts, &changes) {
+            cache.write(&walk, buffer, &found);
+        }
         secrets.extend(found);
         let index = u32::try_from(layer.index).unwrap_or(u32::MAX);
         let outcome = match changes {
@@ -433,6 +513,13 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
             Held::List => {
                 efficiency.observe(&tree, &walk.changes);
                 tree.apply(index, walk.changes)
+            }
+            // Replaced above by the entry or a walk.
+            Held::Cached => {
+                return Err(ScanError::Source(SourceError::Unavailable(format!(
+                    "{}: a cached layer was not read",
+                    layer.label()
+                ))));
             }
         };
         outcome.map_err(|source| ScanError::Apply {
@@ -464,6 +551,9 @@ enum Walks<'s> {
 /// most of the work and one gzip stream cannot be split, so the longest must start first.
 /// The lowest layer with a blob is applied to `applied` as it streams; the others are held
 /// compactly until their turn.
+///
+/// With a facts cache, each layer is looked up first and only the misses are walked, every one
+/// into a buffer (the first too), so that it can be stored once its digests check out.
 fn walk_in_parallel(
     store: &dyn BlobStore,
     image: &Image,
@@ -471,10 +561,15 @@ fn walk_in_parallel(
     budget: &Arc<ExpansionBudget>,
     progress: &dyn ScanProgress,
     applied: &Mutex<Applied>,
+    facts: Option<&FactsCache>,
 ) -> Vec<Option<Walked>> {
     let mut order: Vec<usize> = (0..image.layers.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(image.layers[i].size.unwrap_or(0)));
-    let first = image.layers.iter().position(|l| l.blob.is_some());
+    let first = image
+        .layers
+        .iter()
+        .position(|l| l.blob.is_some())
+        .filter(|_| facts.is_none());
     let mut results: Vec<(usize, Option<Walked>)> = order
         .par_iter()
         .with_max_len(1)
@@ -482,6 +577,16 @@ fn walk_in_parallel(
             let layer = &image.layers[i];
             let started = std::time::Instant::now();
             let walked = layer.blob.as_deref().map(|blob| {
+                let cached = facts
+                    .zip(layer.digest.as_deref())
+                    .and_then(|(cache, digest)| cache.probe(&layer.diff_id, digest, layer.size));
+                if let Some(walk) = cached {
+                    return Ok(WalkedBlob {
+                        walk,
+                        changes: Held::Cached,
+                        secrets: Vec::new(),
+                    });
+                }
                 let reader = store
                     .open(blob)
                     .map(|r| progress.reader(r))
@@ -494,7 +599,14 @@ fn walk_in_parallel(
                 .map_err(LayerError::Walk)
             });
             progress.layer_done();
-            log::debug!("{}: walked in {:.2?}", layer.label(), started.elapsed());
+            let how = match &walked {
+                Some(Ok(WalkedBlob {
+                    changes: Held::Cached,
+                    ..
+                })) => "found in the facts cache",
+                _ => "walked",
+            };
+            log::debug!("{}: {how} in {:.2?}", layer.label(), started.elapsed());
             (i, walked)
         })
         .collect();

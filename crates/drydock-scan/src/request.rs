@@ -80,4 +80,10 @@ pub enum BlobCacheChoice {
     Dir(PathBuf),
     /// Download every blob, keeping nothing.
     Off,
+    /// Blobs as [`BlobCacheChoice::Default`] (`None`) or [`BlobCacheChoice::Dir`] do, and
+    /// beside them the layer facts cache (`facts/`): a layer whose walk is cached is not read
+    /// at all (see `facts_cache.rs`). In the default directory the facts of registry images
+    /// only are cached; in a directory the caller named, those of local images too. The CLI's
+    /// choice; `Dir` and `Default` cache no facts.
+    WithFacts(Option<PathBuf>),
 }

@@ -1,0 +1,436 @@
+//! The layer facts cache: what walking one layer learned, kept between scans so that a rescan
+//! of a rebuilt image walks only its new layers.
+//!
+//! **What an entry holds**: exactly what the apply loop, the efficiency pass, the secrets list
+//! and the layer report take from a walk — the layer's changes in their [`ChangeBuffer`] byte
+//! form (paths, metadata, links), the facts of its files ([`drydock_facts::codec`]: ELF facts,
+//! certificates, scripts, captured configuration files, and secrets as kind and place only —
+//! `SecretFacts` never holds a value, so no credential reaches the disk), the secrets found
+//! (path, kind, place) and the walk's measurements (compression, blob digest and size, diff id,
+//! tar size). The tree, the checks and the report are always computed fresh, so findings never
+//! go stale when checks change.
+//!
+//! **Key**: the layer's diff id, in a directory named by [`version`] (the entry format, the
+//! change encoding, the facts encoding and the crate versions): any change to facts, hooks or
+//! encodings starts a new directory and old entries are never read. The diff id comes from the
+//! image config, itself verified against its digest, so the key is known before any layer blob
+//! is read. A blob's digest differs between compressed forms of one diff id, and the report
+//! shows the blob's digest and size, so an entry is used only when the manifest names the very
+//! blob (digest, and size when given) that was walked to fill it; a layer whose manifest gives
+//! no digest is always walked.
+//!
+//! **Trust**: an entry is written only after the walk's digests checked out against the image
+//! (`Layer::verify`), and read only when its header names the same key and blob and a sha256 of
+//! the whole entry matches its trailer; the body must then decode to its end. Anything else is
+//! logged and ignored: the layer is walked again and the entry overwritten. On a hit the blob
+//! is not read at all, which is the saving; that trusts that the blob the manifest's digest
+//! names is the one walked before (the same trust as the blob cache's content addressing).
+//!
+//! **Layout**: `<cache-dir>/facts/<version>/sha256/<diff id hex>`, beside the blob cache's
+//! `blobs/`; file names come only from a diff id that is 64 hex digits; written under a
+//! temporary name and renamed into place, so concurrent scans never see half an entry.
+//!
+//! **Format**: `MAGIC`, then (as [`codec::Writer`] writes them) the version, the diff id, the
+//! blob digest, blob size, tar size, compression; then the body (the change bytes, the facts,
+//! the secrets); then the sha256 of everything before it.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use drydock_checks::LayerSecret;
+use drydock_facts::FileFacts;
+use drydock_facts::codec::{self, Reader, Writer};
+use drydock_layers::{ChangeBuffer, Compression, LayerWalk, Sha256Digest};
+
+const MAGIC: &[u8; 14] = b"drydock-facts\n";
+/// The layout of an entry (header, body, trailer).
+const FORMAT: u32 = 1;
+/// Headers are small (a version and three digests): this much is read to look one up.
+const HEADER_READ: u64 = 1024;
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The name of the directory of this build's entries.
+pub(crate) fn version() -> String {
+    format!(
+        "{FORMAT}.{}.{}-facts{}-layers{}-scan{}",
+        ChangeBuffer::<FileFacts>::ENCODING,
+        codec::VERSION,
+        codec::CRATE_VERSION,
+        ChangeBuffer::<FileFacts>::CRATE_VERSION,
+        env!("CARGO_PKG_VERSION"),
+    )
+}
+
+fn hex_of(digest: &str) -> Option<&str> {
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then_some(hex)
+}
+
+fn parse_digest(digest: &str) -> Option<Sha256Digest> {
+    let hex = hex_of(digest)?;
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(Sha256Digest(out))
+}
+
+fn compression_code(compression: Compression) -> u8 {
+    match compression {
+        Compression::None => 0,
+        Compression::Gzip => 1,
+        Compression::Zstd => 2,
+        Compression::Bzip2 => 3,
+        Compression::Xz => 4,
+    }
+}
+
+fn compression_of(code: u8) -> Option<Compression> {
+    Some(match code {
+        0 => Compression::None,
+        1 => Compression::Gzip,
+        2 => Compression::Zstd,
+        3 => Compression::Bzip2,
+        4 => Compression::Xz,
+        _ => return None,
+    })
+}
+
+/// A layer as its entry gives it back: the walk's measurements (no changes in the list), its
+/// changes, and its secrets (with layer 0; the caller numbers them).
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub walk: LayerWalk<FileFacts>,
+    pub changes: ChangeBuffer<FileFacts>,
+    pub secrets: Vec<LayerSecret>,
+}
+
+/// The header of an entry, read without its body.
+fn header(r: &mut Reader<'_>, version: &str) -> Option<LayerWalk<FileFacts>> {
+    if r.bytes.get(..MAGIC.len())? != MAGIC {
+        return None;
+    }
+    r.at = MAGIC.len();
+    if r.string()? != version {
+        return None;
+    }
+    let diff_id = parse_digest(&r.string()?)?;
+    let blob_digest = parse_digest(&r.string()?)?;
+    let blob_size = r.varint()?;
+    let tar_size = r.varint()?;
+    let compression = compression_of(r.byte()?)?;
+    Some(LayerWalk {
+        compression,
+        blob_digest,
+        blob_size,
+        diff_id,
+        tar_size,
+        changes: Vec::new(),
+    })
+}
+
+/// The whole entry, `Err` with the reason it is not believed.
+fn decode(bytes: &[u8], version: &str, diff_id: &str) -> Result<Entry, &'static str> {
+    let body_end = bytes
+        .len()
+        .checked_sub(32)
+        .ok_or("shorter than its checksum")?;
+    if Sha256Digest::of(&bytes[..body_end]).0[..] != bytes[body_end..] {
+        return Err("its checksum does not match");
+    }
+    let mut r = Reader::new(&bytes[..body_end]);
+    let walk = header(&mut r, version).ok_or("its header is not this version's")?;
+    if walk.diff_id.to_string() != diff_id {
+        return Err("it is another layer's");
+    }
+    let change_bytes = r.bytes().ok_or("truncated changes")?.to_vec();
+    let facts_count = r.count().ok_or("truncated facts")?;
+    let mut facts = Vec::with_capacity(facts_count);
+    for _ in 0..facts_count {
+        facts.push(codec::decode(&mut r).ok_or("a fact does not decode")?);
+    }
+    let changes = ChangeBuffer::from_raw(change_bytes, facts).ok_or("the changes do not decode")?;
+    let secrets_count = r.count().ok_or("truncated secrets")?;
+    let mut secrets = Vec::with_capacity(secrets_count);
+    for _ in 0..secrets_count {
+        let mut field = || r.string().ok_or("a secret does not decode");
+        secrets.push(LayerSecret {
+            layer: 0,
+            path: field()?,
+            kind: field()?,
+            detail: field()?,
+        });
+    }
+    if !r.done() {
+        return Err("bytes after its end");
+    }
+    Ok(Entry {
+        walk,
+        changes,
+        secrets,
+    })
+}
+
+/// The bytes of an entry; `None` when a fact cannot be encoded exactly.
+fn encode(
+    version: &str,
+    walk: &LayerWalk<FileFacts>,
+    changes: &ChangeBuffer<FileFacts>,
+    secrets: &[LayerSecret],
+) -> Option<Vec<u8>> {
+    let mut w = Writer::default();
+    w.out.extend_from_slice(MAGIC);
+    w.str(version);
+    w.str(&walk.diff_id.to_string());
+    w.str(&walk.blob_digest.to_string());
+    w.varint(walk.blob_size);
+    w.varint(walk.tar_size);
+    w.byte(compression_code(walk.compression));
+    let (bytes, facts) = changes.raw();
+    w.bytes(bytes);
+    w.varint(facts.len() as u64);
+    for fact in facts {
+        codec::encode(fact, &mut w)?;
+    }
+    w.varint(secrets.len() as u64);
+    for secret in secrets {
+        w.str(&secret.path);
+        w.str(&secret.kind);
+        w.str(&secret.detail);
+    }
+    let sum = Sha256Digest::of(&w.out);
+    w.out.extend_from_slice(&sum.0);
+    Some(w.out)
+}
+
+/// A directory of layer facts, `<root>/facts/<version>/sha256/<hex>`.
+#[derive(Debug, Clone)]
+pub(crate) struct FactsCache {
+    dir: PathBuf,
+    version: String,
+}
+
+impl FactsCache {
+    /// The facts cache beside the blob cache whose root is `root`.
+    pub fn new(root: &Path) -> Self {
+        let version = version();
+        Self {
+            dir: root.join("facts").join(&version).join("sha256"),
+            version,
+        }
+    }
+
+    fn path(&self, diff_id: &str) -> Option<PathBuf> {
+        Some(self.dir.join(hex_of(diff_id)?))
+    }
+
+    /// What the entry for `diff_id` says of the walk, when it has one for the blob `digest`
+    /// (of `size` bytes, when the manifest gives it). Only the header is read: the whole
+    /// entry is checked by [`FactsCache::read`] when its turn comes.
+    pub fn probe(
+        &self,
+        diff_id: &str,
+        digest: &str,
+        size: Option<u64>,
+    ) -> Option<LayerWalk<FileFacts>> {
+        let path = self.path(diff_id)?;
+        let mut head = Vec::new();
+        File::open(&path)
+            .ok()?
+            .take(HEADER_READ)
+            .read_to_end(&mut head)
+            .ok()?;
+        let walk = header(&mut Reader::new(&head), &self.version);
+        let hit = walk.filter(|walk| {
+            walk.diff_id.to_string() == diff_id
+                && walk.blob_digest.to_string() == digest
+                && size.is_none_or(|size| size == walk.blob_size)
+        });
+        if hit.is_none() {
+            log::debug!("{diff_id}: the facts cache has no entry for blob {digest}");
+        }
+        hit
+    }
+
+    /// The entry for `diff_id`, whole and checked; `None` (logged) for anything else.
+    pub fn read(&self, diff_id: &str) -> Option<Entry> {
+        let path = self.path(diff_id)?;
+        let bytes = fs::read(&path).ok()?;
+        match decode(&bytes, &self.version, diff_id) {
+            Ok(entry) => {
+                log::debug!("{diff_id}: from the facts cache");
+                Some(entry)
+            }
+            Err(reason) => {
+                log::info!(
+                    "{diff_id}: the facts cache entry is ignored ({reason}); walking the layer"
+                );
+                None
+            }
+        }
+    }
+
+    /// Stores what a verified walk learned. A write failure loses the entry, never the scan.
+    pub fn write(
+        &self,
+        walk: &LayerWalk<FileFacts>,
+        changes: &ChangeBuffer<FileFacts>,
+        secrets: &[LayerSecret],
+    ) {
+        let diff_id = walk.diff_id.to_string();
+        let Some(target) = self.path(&diff_id) else {
+            return;
+        };
+        let Some(bytes) = encode(&self.version, walk, changes, secrets) else {
+            log::debug!("{diff_id}: a fact the facts cache cannot hold; not cached");
+            return;
+        };
+        if let Err(e) = write_atomically(&self.dir, &target, &bytes) {
+            log::debug!("{diff_id}: not written to the facts cache: {e}");
+        }
+    }
+}
+
+fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    let temp = dir.join(format!(
+        ".tmp-{}-{}-{name}",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = File::create(&temp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.flush()
+    });
+    let renamed = written.and_then(|()| fs::rename(&temp, target));
+    if renamed.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    renamed
+}
+
+#[cfg(test)]
+mod tests {
+    use drydock_facts::SecretFacts;
+    use drydock_layers::{Change, EntryMeta, FileKind};
+
+    use super::*;
+
+    fn sample() -> (
+        LayerWalk<FileFacts>,
+        ChangeBuffer<FileFacts>,
+        Vec<LayerSecret>,
+    ) {
+        let mut changes = ChangeBuffer::new();
+        changes.push(Change::Add {
+            path: b"app/.env".to_vec(),
+            kind: FileKind::File,
+            meta: EntryMeta::default(),
+            link: None,
+            fact: Some(FileFacts::Secret(SecretFacts {
+                kind: ".env credentials".into(),
+                detail: "API_TOKEN (line 1)".into(),
+            })),
+        });
+        changes.push(Change::Whiteout {
+            path: b"etc/old".to_vec(),
+        });
+        let walk = LayerWalk {
+            compression: Compression::Gzip,
+            blob_digest: Sha256Digest::of(b"blob"),
+            blob_size: 1234,
+            diff_id: Sha256Digest::of(b"tar"),
+            tar_size: 10240,
+            changes: Vec::new(),
+        };
+        let secrets = vec![LayerSecret {
+            layer: 0,
+            path: "/app/.env".into(),
+            kind: ".env credentials".into(),
+            detail: "API_TOKEN (line 1)".into(),
+        }];
+        (walk, changes, secrets)
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("drydock-facts-cache-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn an_entry_comes_back_as_it_went_in() {
+        let (walk, changes, secrets) = sample();
+        let bytes = encode("v", &walk, &changes, &secrets).unwrap();
+        let entry = decode(&bytes, "v", &walk.diff_id.to_string()).unwrap();
+        assert_eq!(entry.walk.blob_digest, walk.blob_digest);
+        assert_eq!(entry.walk.blob_size, 1234);
+        assert_eq!(entry.walk.tar_size, 10240);
+        assert_eq!(entry.walk.compression, Compression::Gzip);
+        assert_eq!(entry.secrets.len(), 1);
+        assert_eq!(entry.secrets[0].detail, "API_TOKEN (line 1)");
+        let back: Vec<String> = entry
+            .changes
+            .into_changes()
+            .map(|c| format!("{c:?}"))
+            .collect();
+        let want: Vec<String> = changes.into_changes().map(|c| format!("{c:?}")).collect();
+        assert_eq!(back, want);
+    }
+
+    #[test]
+    fn any_damage_another_version_or_another_key_is_refused() {
+        let (walk, changes, secrets) = sample();
+        let key = walk.diff_id.to_string();
+        let bytes = encode("v", &walk, &changes, &secrets).unwrap();
+        for at in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x01;
+            assert!(decode(&damaged, "v", &key).is_err(), "byte {at} flipped");
+        }
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut], "v", &key).is_err(), "cut at {cut}");
+        }
+        assert!(decode(&bytes, "w", &key).is_err());
+        assert!(decode(&bytes, "v", &Sha256Digest::of(b"other").to_string()).is_err());
+    }
+
+    #[test]
+    fn probe_matches_key_blob_digest_and_size() {
+        let root = temp_dir("probe");
+        let cache = FactsCache::new(&root);
+        let (walk, changes, secrets) = sample();
+        let key = walk.diff_id.to_string();
+        let blob = walk.blob_digest.to_string();
+        assert!(cache.probe(&key, &blob, None).is_none());
+        cache.write(&walk, &changes, &secrets);
+        assert!(cache.probe(&key, &blob, Some(1234)).is_some());
+        assert!(cache.probe(&key, &blob, None).is_some());
+        assert!(cache.probe(&key, &blob, Some(1235)).is_none());
+        let other = Sha256Digest::of(b"gzip -9").to_string();
+        assert!(cache.probe(&key, &other, None).is_none());
+        assert!(cache.read(&key).is_some());
+        // Only hex file names, under the cache directory.
+        assert!(
+            cache
+                .probe("sha256:../../etc/passwd", &blob, None)
+                .is_none()
+        );
+        assert!(cache.path("sha256:ABCDEF").is_none());
+        let files: Vec<_> = fs::read_dir(&cache.dir).unwrap().flatten().collect();
+        assert_eq!(files.len(), 1, "no temporary file left behind");
+        // A damaged file is read as nothing.
+        let path = cache.path(&key).unwrap();
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 40;
+        bytes[last] ^= 0x80;
+        fs::write(&path, &bytes).unwrap();
+        assert!(cache.read(&key).is_none());
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
