@@ -166,7 +166,9 @@ fn scan_job(shared: &Shared, job: &Job) -> Result<Outcome, JobError> {
         ca_certs: options.ca_certs.clone(),
         insecure: options.insecure,
         credential: options.credential.clone(),
-        cache: BlobCacheChoice::Dir(shared.blob_cache.clone()),
+        // Verified blobs and, beside them, the facts of every layer walked: a rebuilt image
+        // costs only its new layers (per replica: the directory is this node's).
+        cache: BlobCacheChoice::WithFacts(Some(shared.blob_cache.clone())),
     };
     if !job.key.platform.is_empty() {
         let platform: Platform = job.key.platform.parse().map_err(|e| JobError {
