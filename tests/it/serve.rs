@@ -145,6 +145,31 @@ pub(crate) fn http(
     }
 }
 
+/// Starts `drydock serve --config CONFIG` with HOME in `home`, no credentials and no engine
+/// from the host, its log appended to `log`.
+pub(crate) fn spawn_serve(config: &Path, home: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    drydock()
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("HOME", home)
+        .env("DRYDOCK_LOG", "drydock_serve=debug,drydock_scan=info")
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("DRYDOCK_SERVE_TOKEN")
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
 pub(crate) const AUTH: (&str, &str) = ("Authorization", "Bearer serve-test-token-0123");
 
 impl Server {
@@ -164,26 +189,7 @@ impl Server {
         );
         let path = dir.join("serve.toml");
         std::fs::write(&path, config).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("serve.log"))
-            .unwrap();
-        let child = drydock()
-            .args(["serve", "--config"])
-            .arg(&path)
-            .env("HOME", dir)
-            .env("DRYDOCK_LOG", "drydock_serve=debug,drydock_scan=info")
-            .env_remove("DOCKER_CONFIG")
-            .env_remove("REGISTRY_AUTH_FILE")
-            .env_remove("XDG_RUNTIME_DIR")
-            .env_remove("DRYDOCK_SERVE_TOKEN")
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = spawn_serve(&path, dir, &dir.join("serve.log"));
         wait_for(port);
         Self {
             child,

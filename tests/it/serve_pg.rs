@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use drydock_serve::{PostgresStore, Store};
 
 use crate::registry_support::{Auth, Registry, free_port, wait_for};
-use crate::serve::{AUTH, Answer, TOKEN, eventually, http, push_layout_http, tiny_layout};
-use crate::support::drydock;
+use crate::serve::{
+    AUTH, Answer, TOKEN, eventually, http, push_layout_http, spawn_serve, tiny_layout,
+};
 
 /// The newest `/usr/lib/postgresql/<version>/bin`.
 fn postgres_bin() -> PathBuf {
@@ -194,26 +195,7 @@ impl Replica {
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, config).unwrap();
         let log = dir.join(format!("{name}.log"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = drydock()
-            .args(["serve", "--config"])
-            .arg(&path)
-            .env("HOME", dir)
-            .env("DRYDOCK_LOG", "drydock_serve=debug,drydock_scan=info")
-            .env_remove("DOCKER_CONFIG")
-            .env_remove("REGISTRY_AUTH_FILE")
-            .env_remove("XDG_RUNTIME_DIR")
-            .env_remove("DRYDOCK_SERVE_TOKEN")
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap();
+        let child = spawn_serve(&path, dir, &log);
         wait_for(port);
         Self { child, port, log }
     }
