@@ -22,6 +22,9 @@ pub fn scan_request(target: &Target, policy: Option<&Policy>) -> Result<ScanRequ
         select: target.select.clone(),
         platform: target.platform.clone(),
         limits: target.limits(policy),
+        facts_store: None,
+        // The hidden switch of the plain path, for the differential test (`tests/it`).
+        sequential: std::env::var_os("DRYDOCK_SEQUENTIAL").is_some_and(|v| v == "1"),
     })
 }
 

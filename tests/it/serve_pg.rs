@@ -15,6 +15,7 @@ use crate::registry_support::{Auth, Registry, free_port, wait_for};
 use crate::serve::{
     AUTH, Answer, TOKEN, eventually, http, push_layout_http, spawn_serve, tiny_layout,
 };
+use crate::support::{RawLayer, TarEntry, run, stdout, write_layout};
 
 /// The newest `/usr/lib/postgresql/<version>/bin`.
 fn postgres_bin() -> PathBuf {
@@ -475,7 +476,10 @@ fn serve_pg_replicas_reconnect_after_postgres_restarts() {
         &b.metrics(),
         "drydock_webhook_events_total{outcome=\"enqueued\"}",
     );
-    assert_eq!(events, 20.0);
+    // Never a second job for an event. Not always exactly 20 "enqueued": an insert that
+    // committed as the database went away is retried, and the retry finds its own event id
+    // and counts it a duplicate (the jobs above show that nothing was lost).
+    assert!((15.0..=20.0).contains(&events), "{events} events enqueued");
 }
 
 /// The store itself, on the cluster: migrations by replicas starting at once, the claim under
@@ -499,7 +503,8 @@ fn serve_pg_store_claims_migrations_and_subject_locks() {
         .args([&url, "-Atc", "SELECT count(*) FROM schema_version"])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "1");
+    // Every migration (the schema, then the layer facts table) applied once.
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "2");
     // The same database through its Unix socket (the directory as the host).
     let socket = format!(
         "postgres://drydock@{}:{}/postgres",
@@ -592,4 +597,186 @@ fn serve_pg_store_claims_migrations_and_subject_locks() {
     });
     assert_eq!(runs.load(Ordering::SeqCst), 20);
     assert_eq!(overlaps.load(Ordering::SeqCst), 0);
+}
+
+/// An image of two base layers (a dynamically linked program, a user database, an `.env`
+/// with a credential) and a top layer of its own: rebuild `n` shares the base.
+fn rebuilt_layout(dir: &Path, n: usize) -> PathBuf {
+    let program = std::fs::read("/bin/ls").unwrap();
+    let top = format!("build {n}\n");
+    write_layout(
+        &dir.join(format!("rebuild-{n}")),
+        &[
+            RawLayer::gzip(&[
+                TarEntry::Dir("bin"),
+                TarEntry::File("bin/app", &program),
+                TarEntry::File("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"),
+            ]),
+            RawLayer::gzip(&[TarEntry::File(
+                "app/.env",
+                b"API_TOKEN=ghp_0123456789abcdefghijABCDEFGHIJ012345\n",
+            )]),
+            RawLayer::gzip(&[TarEntry::File("app/build.txt", top.as_bytes())]),
+        ],
+        &["/bin/app"],
+    )
+}
+
+/// The report a scan of `digest` in `repository` gave, without `scanned_at`.
+fn report_of(replica: &Replica, digest: &str) -> serde_json::Value {
+    let (verdict, _) = replica.only_verdict(digest);
+    let mut job = replica
+        .get(&format!("/v1/scans/{}", verdict["job_id"]))
+        .json();
+    let mut report = job["report"].take();
+    report.as_object_mut().unwrap().remove("scanned_at");
+    report
+}
+
+/// The layer facts cache in the store: the replica that scans a rebuild walks only its new
+/// layer, the base layers' facts coming from what the other replica stored; its report is
+/// the one a scan without any cache gives; an entry damaged in the database is walked again
+/// and rewritten, never believed; no replica keeps facts of its own on disk.
+#[test]
+fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_entry() {
+    let cluster = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let images = tempfile::tempdir().unwrap();
+    let ports = [free_port(), free_port()];
+    let url = cluster.url();
+    let mut replicas: Vec<Option<Replica>> = ["replica-a", "replica-b"]
+        .iter()
+        .zip(ports)
+        .map(|(name, port)| {
+            Some(Replica::start(
+                dir.path(),
+                name,
+                port,
+                &url,
+                "workers = 1",
+                "",
+            ))
+        })
+        .collect();
+    let registry = Registry::start_with(Auth::Anonymous, false, &fan_out(&ports));
+    let event = |replica: &Replica, event: &str| {
+        replica.metric(&format!(
+            "drydock_facts_cache_layers_total{{event=\"{event}\"}}"
+        ))
+    };
+    // A scan without any cache, by the command line, of what a replica scanned.
+    let uncached = |repository: &str, digest: &str| {
+        let name = format!("docker://{}/{repository}@{digest}", registry.host());
+        let output = run(&[
+            "scan",
+            "--no-cache",
+            "--no-policy",
+            "--format",
+            "json",
+            &name,
+        ]);
+        let mut report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+        report.as_object_mut().unwrap().remove("scanned_at");
+        report
+    };
+
+    let first = push_layout_http(
+        &registry,
+        &rebuilt_layout(images.path(), 0),
+        "facts/app",
+        "0",
+    );
+    replicas[0].as_ref().unwrap().only_verdict(&first);
+    // Whichever replica scanned it walked the three layers and stored them.
+    let scanner = replicas
+        .iter()
+        .position(|r| event(r.as_ref().unwrap(), "stored") > 0.0)
+        .unwrap();
+    let first_replica = replicas[scanner].as_ref().unwrap();
+    assert_eq!(
+        event(first_replica, "miss"),
+        3.0,
+        "{}",
+        first_replica.metrics()
+    );
+    assert_eq!(event(first_replica, "stored"), 3.0);
+    assert_eq!(event(first_replica, "hit"), 0.0);
+    // It goes away; the other scans the rebuild.
+    replicas[scanner] = None;
+    let other = replicas[1 - scanner].take().unwrap();
+    let second = push_layout_http(
+        &registry,
+        &rebuilt_layout(images.path(), 1),
+        "facts/app",
+        "1",
+    );
+    let report = report_of(&other, &second);
+    assert_eq!(
+        event(&other, "hit"),
+        2.0,
+        "{}\n{}",
+        other.metrics(),
+        other.log()
+    );
+    assert_eq!(event(&other, "miss"), 1.0);
+    assert_eq!(event(&other, "stored"), 1.0);
+    assert_eq!(event(&other, "ignored"), 0.0);
+    // The base's facts (the program's missing libraries, the credential) came from the
+    // store, and the report is the uncached scan's.
+    let text = report.to_string();
+    assert!(
+        text.contains("elf.needed-missing") || text.contains("elf.interpreter-missing"),
+        "{text}"
+    );
+    assert!(text.contains("/app/.env"), "{text}");
+    assert_eq!(report, uncached("facts/app", &second));
+
+    // Every entry in the database damaged (one bit of its last byte, so that its header
+    // still names the layer): the next rebuild's base is walked again, its entries
+    // rewritten, and its report is still the uncached one.
+    let psql = |sql: &str| {
+        let output = Command::new(postgres_bin().join("psql"))
+            .args([&url, "-Atc", sql])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    assert_eq!(psql("SELECT count(*) FROM layer_facts"), "4");
+    psql(
+        "UPDATE layer_facts SET entry = set_byte(entry, length(entry) - 1, \
+         get_byte(entry, length(entry) - 1) # 1)",
+    );
+    let damaged = psql("SELECT string_agg(md5(entry), ',' ORDER BY diff_id) FROM layer_facts");
+    let third = push_layout_http(
+        &registry,
+        &rebuilt_layout(images.path(), 2),
+        "facts/app",
+        "2",
+    );
+    let report = report_of(&other, &third);
+    assert_eq!(
+        event(&other, "ignored"),
+        2.0,
+        "{}\n{}",
+        other.metrics(),
+        other.log()
+    );
+    assert_eq!(event(&other, "hit"), 2.0);
+    assert_eq!(event(&other, "stored"), 4.0);
+    assert_eq!(event(&other, "miss"), 2.0);
+    assert_eq!(report, uncached("facts/app", &third));
+    assert_eq!(psql("SELECT count(*) FROM layer_facts"), "5");
+    assert_ne!(
+        psql("SELECT string_agg(md5(entry), ',' ORDER BY diff_id) FROM layer_facts"),
+        damaged
+    );
+    // Nothing on the replicas' disks but blobs.
+    for name in ["replica-a", "replica-b"] {
+        assert!(!dir.path().join(format!("blobs-{name}/facts")).exists());
+    }
 }

@@ -28,7 +28,9 @@
 //!
 //! **Layout**: `<cache-dir>/facts/<version>/sha256/<diff id hex>`, beside the blob cache's
 //! `blobs/`; file names come only from a diff id that is 64 hex digits; written under a
-//! temporary name and renamed into place, so concurrent scans never see half an entry.
+//! temporary name and renamed into place, so concurrent scans never see half an entry. Or, when
+//! the caller gives one, a [`FactsStore`] (`drydock serve`'s database, shared by its replicas)
+//! keyed by version and diff id, holding the same bytes, checked the same way.
 //!
 //! **Format**: `MAGIC`, then (as [`codec::Writer`] writes them) the version, the diff id, the
 //! blob digest, blob size, tar size, compression; then the body (the change bytes, the facts,
@@ -206,10 +208,51 @@ fn encode(
     Some(w.out)
 }
 
-/// A directory of layer facts, `<root>/facts/<version>/sha256/<hex>`.
+/// Where entries are kept, when not in a directory: a store the caller provides, keyed by
+/// the entry version and the diff id (`drydock serve` keeps them in its database, so that
+/// every replica sharing it walks a layer once). The store holds bytes only: every entry it
+/// gives back is checked exactly as one read from a file is, so a store can lose, damage or
+/// mix up entries without a scan ever believing one.
+pub trait FactsStore: Send + Sync + std::fmt::Debug {
+    /// The first `len` bytes (or fewer, when it is shorter) of the entry under `key`.
+    fn head(&self, key: &FactsKey<'_>, len: usize) -> Option<Vec<u8>>;
+    /// The entry under `key`, whole.
+    fn get(&self, key: &FactsKey<'_>) -> Option<Vec<u8>>;
+    /// Stores `entry` under `key`, replacing what was there; `false` when it could not.
+    fn put(&self, key: &FactsKey<'_>, entry: &[u8]) -> bool;
+}
+
+/// The key of an entry in a [`FactsStore`].
+#[derive(Debug, Clone, Copy)]
+pub struct FactsKey<'a> {
+    /// The entry format and the versions of everything that made it: entries of another
+    /// version are never read (a store may prune them).
+    pub version: &'a str,
+    /// The layer's diff id, `sha256:` and 64 lowercase hex digits.
+    pub diff_id: &'a str,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    /// `<root>/facts/<version>/sha256/`.
+    Dir(PathBuf),
+    Store(std::sync::Arc<dyn FactsStore>),
+}
+
+/// Why [`FactsCache::read`] gave no entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Miss {
+    /// None stored (or none reachable).
+    Absent,
+    /// One was stored and is not believed: damaged, another version's or another layer's.
+    Ignored,
+}
+
+/// The layer facts cache: a directory of entries, `<root>/facts/<version>/sha256/<hex>`, or
+/// a [`FactsStore`].
 #[derive(Debug, Clone)]
 pub(crate) struct FactsCache {
-    dir: PathBuf,
+    backend: Backend,
     version: String,
 }
 
@@ -218,13 +261,29 @@ impl FactsCache {
     pub fn new(root: &Path) -> Self {
         let version = version();
         Self {
-            dir: root.join("facts").join(&version).join("sha256"),
+            backend: Backend::Dir(root.join("facts").join(&version).join("sha256")),
             version,
         }
     }
 
-    fn path(&self, diff_id: &str) -> Option<PathBuf> {
-        Some(self.dir.join(hex_of(diff_id)?))
+    /// The facts cache in `store`.
+    pub fn in_store(store: std::sync::Arc<dyn FactsStore>) -> Self {
+        Self {
+            backend: Backend::Store(store),
+            version: version(),
+        }
+    }
+
+    fn path(dir: &Path, diff_id: &str) -> Option<PathBuf> {
+        Some(dir.join(hex_of(diff_id)?))
+    }
+
+    fn key<'a>(&'a self, diff_id: &'a str) -> Option<FactsKey<'a>> {
+        hex_of(diff_id)?;
+        Some(FactsKey {
+            version: &self.version,
+            diff_id,
+        })
     }
 
     /// What the entry for `diff_id` says of the walk, when it has one for the blob `digest`
@@ -236,13 +295,18 @@ impl FactsCache {
         digest: &str,
         size: Option<u64>,
     ) -> Option<LayerWalk<FileFacts>> {
-        let path = self.path(diff_id)?;
-        let mut head = Vec::new();
-        File::open(&path)
-            .ok()?
-            .take(HEADER_READ)
-            .read_to_end(&mut head)
-            .ok()?;
+        let head = match &self.backend {
+            Backend::Dir(dir) => {
+                let mut head = Vec::new();
+                File::open(Self::path(dir, diff_id)?)
+                    .ok()?
+                    .take(HEADER_READ)
+                    .read_to_end(&mut head)
+                    .ok()?;
+                head
+            }
+            Backend::Store(store) => store.head(&self.key(diff_id)?, HEADER_READ as usize)?,
+        };
         let walk = header(&mut Reader::new(&head), &self.version);
         let hit = walk.filter(|walk| {
             walk.diff_id.to_string() == diff_id
@@ -255,41 +319,59 @@ impl FactsCache {
         hit
     }
 
-    /// The entry for `diff_id`, whole and checked; `None` (logged) for anything else.
-    pub fn read(&self, diff_id: &str) -> Option<Entry> {
-        let path = self.path(diff_id)?;
-        let bytes = fs::read(&path).ok()?;
+    /// The entry for `diff_id`, whole and checked; why not otherwise (logged when ignored).
+    pub fn read(&self, diff_id: &str) -> Result<Entry, Miss> {
+        let bytes = match &self.backend {
+            Backend::Dir(dir) => {
+                fs::read(Self::path(dir, diff_id).ok_or(Miss::Absent)?).map_err(|_| Miss::Absent)?
+            }
+            Backend::Store(store) => store
+                .get(&self.key(diff_id).ok_or(Miss::Absent)?)
+                .ok_or(Miss::Absent)?,
+        };
         match decode(&bytes, &self.version, diff_id) {
             Ok(entry) => {
                 log::debug!("{diff_id}: from the facts cache");
-                Some(entry)
+                Ok(entry)
             }
             Err(reason) => {
                 log::info!(
                     "{diff_id}: the facts cache entry is ignored ({reason}); walking the layer"
                 );
-                None
+                Err(Miss::Ignored)
             }
         }
     }
 
-    /// Stores what a verified walk learned. A write failure loses the entry, never the scan.
+    /// Stores what a verified walk learned; `true` when it is stored. A write failure loses
+    /// the entry, never the scan.
     pub fn write(
         &self,
         walk: &LayerWalk<FileFacts>,
         changes: &ChangeBuffer<FileFacts>,
         secrets: &[LayerSecret],
-    ) {
+    ) -> bool {
         let diff_id = walk.diff_id.to_string();
-        let Some(target) = self.path(&diff_id) else {
-            return;
-        };
         let Some(bytes) = encode(&self.version, walk, changes, secrets) else {
             log::debug!("{diff_id}: a fact the facts cache cannot hold; not cached");
-            return;
+            return false;
         };
-        if let Err(e) = write_atomically(&self.dir, &target, &bytes) {
-            log::debug!("{diff_id}: not written to the facts cache: {e}");
+        match &self.backend {
+            Backend::Dir(dir) => {
+                let Some(target) = Self::path(dir, &diff_id) else {
+                    return false;
+                };
+                match write_atomically(dir, &target, &bytes) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        log::debug!("{diff_id}: not written to the facts cache: {e}");
+                        false
+                    }
+                }
+            }
+            Backend::Store(store) => self
+                .key(&diff_id)
+                .is_some_and(|key| store.put(&key, &bytes)),
         }
     }
 }
@@ -408,29 +490,92 @@ mod tests {
         let key = walk.diff_id.to_string();
         let blob = walk.blob_digest.to_string();
         assert!(cache.probe(&key, &blob, None).is_none());
-        cache.write(&walk, &changes, &secrets);
+        assert!(cache.write(&walk, &changes, &secrets));
         assert!(cache.probe(&key, &blob, Some(1234)).is_some());
         assert!(cache.probe(&key, &blob, None).is_some());
         assert!(cache.probe(&key, &blob, Some(1235)).is_none());
         let other = Sha256Digest::of(b"gzip -9").to_string();
         assert!(cache.probe(&key, &other, None).is_none());
-        assert!(cache.read(&key).is_some());
+        assert!(cache.read(&key).is_ok());
         // Only hex file names, under the cache directory.
         assert!(
             cache
                 .probe("sha256:../../etc/passwd", &blob, None)
                 .is_none()
         );
-        assert!(cache.path("sha256:ABCDEF").is_none());
-        let files: Vec<_> = fs::read_dir(&cache.dir).unwrap().flatten().collect();
+        let Backend::Dir(dir) = &cache.backend else {
+            unreachable!()
+        };
+        assert!(FactsCache::path(dir, "sha256:ABCDEF").is_none());
+        let files: Vec<_> = fs::read_dir(dir).unwrap().flatten().collect();
         assert_eq!(files.len(), 1, "no temporary file left behind");
         // A damaged file is read as nothing.
-        let path = cache.path(&key).unwrap();
+        let path = FactsCache::path(dir, &key).unwrap();
         let mut bytes = fs::read(&path).unwrap();
         let last = bytes.len() - 40;
         bytes[last] ^= 0x80;
         fs::write(&path, &bytes).unwrap();
-        assert!(cache.read(&key).is_none());
+        assert_eq!(cache.read(&key).unwrap_err(), Miss::Ignored);
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A store that answers whatever it holds under a key, and can be made to lie.
+    #[derive(Debug, Default)]
+    struct MemoryStore(std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>);
+
+    impl FactsStore for MemoryStore {
+        fn head(&self, key: &FactsKey<'_>, len: usize) -> Option<Vec<u8>> {
+            self.get(key).map(|mut bytes| {
+                bytes.truncate(len);
+                bytes
+            })
+        }
+        fn get(&self, key: &FactsKey<'_>) -> Option<Vec<u8>> {
+            let map = self.0.lock().unwrap();
+            map.get(&format!("{}/{}", key.version, key.diff_id))
+                .cloned()
+        }
+        fn put(&self, key: &FactsKey<'_>, entry: &[u8]) -> bool {
+            let mut map = self.0.lock().unwrap();
+            map.insert(format!("{}/{}", key.version, key.diff_id), entry.to_vec());
+            true
+        }
+    }
+
+    #[test]
+    fn a_store_backed_cache_checks_what_the_store_gives_back() {
+        let store = std::sync::Arc::new(MemoryStore::default());
+        let cache = FactsCache::in_store(store.clone());
+        let (walk, changes, secrets) = sample();
+        let key = walk.diff_id.to_string();
+        let blob = walk.blob_digest.to_string();
+        assert!(cache.probe(&key, &blob, None).is_none());
+        assert_eq!(cache.read(&key).unwrap_err(), Miss::Absent);
+        assert!(cache.write(&walk, &changes, &secrets));
+        assert!(cache.probe(&key, &blob, Some(1234)).is_some());
+        assert!(cache.probe(&key, &blob, Some(1)).is_none());
+        assert_eq!(cache.read(&key).unwrap().secrets.len(), 1);
+        // Only well-formed diff ids become keys.
+        assert!(cache.probe("sha256:ABC", &blob, None).is_none());
+
+        let stored = format!("{}/{key}", version());
+        // Damaged in the store: read as nothing, never believed.
+        let good = store.0.lock().unwrap()[&stored].clone();
+        let mut damaged = good.clone();
+        let at = damaged.len() / 2;
+        damaged[at] ^= 0x04;
+        store.0.lock().unwrap().insert(stored.clone(), damaged);
+        assert_eq!(cache.read(&key).unwrap_err(), Miss::Ignored);
+        // Another layer's entry under this key: refused.
+        let other = Sha256Digest::of(b"another tar");
+        let mut other_walk = sample().0;
+        other_walk.diff_id = other;
+        let other_entry = encode(&version(), &other_walk, &changes, &secrets).unwrap();
+        store.0.lock().unwrap().insert(stored.clone(), other_entry);
+        assert!(cache.probe(&key, &blob, None).is_none());
+        assert_eq!(cache.read(&key).unwrap_err(), Miss::Ignored);
+        // Written again, it is read again.
+        assert!(cache.write(&walk, &changes, &secrets));
+        assert_eq!(store.0.lock().unwrap()[&stored], good);
     }
 }

@@ -19,8 +19,8 @@ use drydock_source::{
 use rayon::prelude::*;
 
 use crate::error::ScanError;
-use crate::facts_cache::FactsCache;
-use crate::progress::ScanProgress;
+use crate::facts_cache::{FactsCache, Miss};
+use crate::progress::{FactsCacheEvent, ScanProgress};
 use crate::request::{BlobCacheChoice, RegistryOptions, ScanRequest, SourceChoice};
 
 /// A layer after its walk, with what was measured.
@@ -83,14 +83,6 @@ type Walked = Result<WalkedBlob, LayerError>;
 struct Applied {
     tree: ImageTree,
     efficiency: Efficiency,
-}
-
-/// The hidden switch of the plain path: `DRYDOCK_SEQUENTIAL=1` walks the layers one at a time
-/// on the calling thread, each into a list of changes applied before the next is walked, as
-/// drydock first did. The differential test compares its reports with the parallel and
-/// streaming path's, byte for byte.
-fn sequential() -> bool {
-    std::env::var_os("DRYDOCK_SEQUENTIAL").is_some_and(|v| v == "1")
 }
 
 fn secret_of(layer: usize, change: &Change<FileFacts>) -> Option<LayerSecret> {
@@ -277,13 +269,17 @@ fn blob_cache(registry: &RegistryOptions) -> Option<BlobCache> {
 /// The layer facts cache, when the request asks for one: beside the blob cache, for registry
 /// images, and for local ones too when the caller named the directory. A local image's blobs
 /// are files nobody else verified, so the default directory (shared by every scan of the
-/// user, tests included) is not trusted to stand in for them unasked. Never on the plain
-/// path, which stays the reference the differential test compares against.
-fn facts_cache(registry: &RegistryOptions, from_registry: bool) -> Option<FactsCache> {
-    if sequential() {
+/// user, tests included) is not trusted to stand in for them unasked. A store the caller
+/// gives ([`ScanRequest::facts_store`]) is used for every image. Never on the plain path,
+/// which stays the reference the differential test compares against.
+fn facts_cache(request: &ScanRequest, from_registry: bool) -> Option<FactsCache> {
+    if request.sequential {
         return None;
     }
-    match &registry.cache {
+    if let Some(store) = &request.facts_store {
+        return Some(FactsCache::in_store(store.clone()));
+    }
+    match &request.registry.cache {
         BlobCacheChoice::WithFacts(Some(dir)) => Some(FactsCache::new(dir)),
         BlobCacheChoice::WithFacts(None) if from_registry => {
             BlobCache::default_dir().map(|dir| FactsCache::new(&dir))
@@ -297,7 +293,7 @@ fn facts_cache(registry: &RegistryOptions, from_registry: bool) -> Option<FactsC
 pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanned, ScanError> {
     let limits = &request.limits;
     let origin = origin(request)?;
-    let facts = facts_cache(&request.registry, matches!(origin, Origin::Registry(_)));
+    let facts = facts_cache(request, matches!(origin, Origin::Registry(_)));
     let (spec, opened, label) = match origin {
         Origin::Local(spec) => {
             let opened = drydock_source::open(&spec, &limits.budget())?;
@@ -340,7 +336,7 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
     };
     // One budget for every layer of the image, walked in parallel or streamed.
     let budget = limits.budget();
-    let sequential = sequential();
+    let sequential = request.sequential;
     let applied = Mutex::new(Applied::default());
     let (image, walks) = match opened {
         Opened::Random(store) => {
@@ -452,11 +448,23 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
             store.is_some() && layer.digest.is_some() && !matches!(changes, Held::Cached)
         });
         if let (Held::Cached, Some(cache)) = (&changes, &facts) {
-            let entry = cache.read(&layer.diff_id).filter(|entry| {
+            let entry = match cache.read(&layer.diff_id) {
+                Ok(entry)
+                    if entry.walk.blob_digest == walk.blob_digest
+                        && entry.walk.blob_size == walk.blob_size =>
+                {
+                    Ok(entry)
+                }
                 // Rewritten for another blob since it was looked up: not this layer's.
-                entry.walk.blob_digest == walk.blob_digest && entry.walk.blob_size == walk.blob_size
+                Ok(_) => Err(Miss::Absent),
+                Err(miss) => Err(miss),
+            };
+            progress.facts_cache(match &entry {
+                Ok(_) => FactsCacheEvent::Hit,
+                Err(Miss::Absent) => FactsCacheEvent::Miss,
+                Err(Miss::Ignored) => FactsCacheEvent::Ignored,
             });
-            match (entry, &store, layer.blob.as_deref()) {
+            match (entry.ok(), &store, layer.blob.as_deref()) {
                 (Some(entry), _, _) => {
                     walk = entry.walk;
                     changes = Held::Buffer(entry.changes);
@@ -499,8 +507,10 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
             tar_size: walk.tar_size,
         });
         // The digests checked out just above: only now may the walk be kept.
-        if let (Some(cache), Held::Buffer(buffer)) = (store_facts, &changes) {
-            cache.write(&walk, buffer, &found);
+        if let (Some(cache), Held::Buffer(buffer)) = (store_facts, &changes)
+            && cache.write(&walk, buffer, &found)
+        {
+            progress.facts_cache(FactsCacheEvent::Stored);
         }
         secrets.extend(found);
         let index = u32::try_from(layer.index).unwrap_or(u32::MAX);
@@ -586,6 +596,9 @@ fn walk_in_parallel(
                         changes: Held::Cached,
                         secrets: Vec::new(),
                     });
+                }
+                if facts.is_some() {
+                    progress.facts_cache(FactsCacheEvent::Miss);
                 }
                 let reader = store
                     .open(blob)

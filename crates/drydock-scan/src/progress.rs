@@ -22,6 +22,25 @@ pub trait ScanProgress: Sync {
 
     /// The bytes are read; the checks and the report start.
     fn analysing(&self) {}
+
+    /// What the layer facts cache did for one layer (only when the scan has one).
+    fn facts_cache(&self, event: FactsCacheEvent) {
+        let _ = event;
+    }
+}
+
+/// What the layer facts cache did for one layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactsCacheEvent {
+    /// Its entry stood in for the walk: the layer's blob was not read.
+    Hit,
+    /// No entry for this layer and blob: walked.
+    Miss,
+    /// An entry was there and is not believed (damaged, another version's or layer's): walked,
+    /// and the entry written again.
+    Ignored,
+    /// A verified walk was stored.
+    Stored,
 }
 
 /// No display: for callers that only want the result.

@@ -1,10 +1,13 @@
 //! What to scan and how to reach it: plain data, whatever front end filled it in.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use drydock_layers::Limits;
 use drydock_registry::Credential;
 use drydock_source::Platform;
+
+use crate::FactsStore;
 
 /// One image to read, and the bounds to read it within.
 #[derive(Debug, Clone)]
@@ -25,6 +28,13 @@ pub struct ScanRequest {
     pub platform: Option<Platform>,
     /// Bounds on the layers and on the expansion of the whole image.
     pub limits: Limits,
+    /// Where the layer facts cache keeps its entries instead of beside the blob cache, for an
+    /// image from any source: a store shared by several scanners (`drydock serve`'s database).
+    pub facts_store: Option<Arc<dyn FactsStore>>,
+    /// The plain path: layers walked one at a time on the calling thread, each into a list of
+    /// changes applied before the next is walked, with no facts cache. Slower; the reference
+    /// the differential test compares the parallel and streaming path with. Front ends hide it.
+    pub sequential: bool,
 }
 
 impl ScanRequest {
@@ -37,6 +47,8 @@ impl ScanRequest {
             select: None,
             platform: None,
             limits: Limits::default(),
+            facts_store: None,
+            sequential: false,
         }
     }
 }

@@ -34,6 +34,19 @@ impl std::str::FromStr for OnMiss {
     }
 }
 
+/// Where `drydock serve` keeps the layer facts cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FactsCacheMode {
+    /// In the store: every replica sharing it walks a layer once.
+    #[default]
+    Store,
+    /// Beside the blob cache in `cache_dir`: this node's own.
+    Local,
+    /// None: every layer of every image walked.
+    Off,
+}
+
 /// How to reach one registry host.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,6 +131,12 @@ pub struct Config {
     /// `drydock scan --attach` does (`report`, `sarif`, `intoto`); empty: attach nothing. The
     /// registry credentials configured for the host need push access.
     pub attach: Vec<AttachKindName>,
+    /// Where the layer facts cache lives (`store`, `local`, `off`): a rebuilt image costs
+    /// only its new layers.
+    pub facts_cache: FactsCacheMode,
+    /// Entries of the facts cache in the store that no scan used for this many days are
+    /// deleted.
+    pub facts_keep_days: u64,
     pub testing: Testing,
 }
 
@@ -164,6 +183,8 @@ impl Default for Config {
             cache_dir: None,
             node: None,
             attach: Vec::new(),
+            facts_cache: FactsCacheMode::Store,
+            facts_keep_days: 30,
             testing: Testing::default(),
         }
     }
@@ -274,6 +295,13 @@ password = "pw"
         assert_eq!(config.workers, 4);
         assert_eq!(config.on_miss, OnMiss::Warn);
         assert_eq!(config.admission_budget_ms, 2000);
+        assert_eq!(config.facts_cache, FactsCacheMode::Store);
+        assert_eq!(
+            Config::parse("facts_cache = \"local\"", "serve.toml")
+                .unwrap()
+                .facts_cache,
+            FactsCacheMode::Local
+        );
         let credential = config.credential("registry.corp:5000").unwrap().unwrap();
         assert!(matches!(credential, Credential::Basic { username, .. } if username == "ci"));
         assert!(config.credential("other").unwrap().is_none());

@@ -8,6 +8,7 @@
 //! never print to a terminal or decide a process exit code, and never log a credential.
 
 mod config;
+mod facts;
 pub mod harbor;
 mod hooks;
 mod http;
@@ -24,7 +25,7 @@ mod worker;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use config::{AttachKindName, Config, OnMiss, RegistryConfig, Testing};
+pub use config::{AttachKindName, Config, FactsCacheMode, OnMiss, RegistryConfig, Testing};
 pub use postgres::{PostgresStore, is_postgres_url};
 pub use sqlite::SqliteStore;
 pub use store::{
@@ -105,6 +106,7 @@ pub fn run(config: Config) -> Result<(), ServeError> {
         log::info!("{requeued} interrupted job(s) back in the queue");
     }
     shared.store.prune_events(now() - 86_400)?;
+    prune_facts(&shared);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("drydock-serve")
@@ -190,8 +192,23 @@ async fn heartbeat(shared: Arc<Shared>) {
             if let Err(e) = shared.store.prune_events(now() - 86_400) {
                 log::error!("{e}");
             }
+            prune_facts(&shared);
         })
         .await;
+    }
+}
+
+/// Deletes the facts cache entries in the store that no scan used for `facts_keep_days`.
+fn prune_facts(shared: &Shared) {
+    if shared.config.facts_cache != FactsCacheMode::Store {
+        return;
+    }
+    let keep =
+        i64::try_from(shared.config.facts_keep_days.saturating_mul(86_400)).unwrap_or(i64::MAX);
+    match shared.store.prune_facts(now().saturating_sub(keep)) {
+        Ok(0) => {}
+        Ok(n) => log::info!("{n} unused layer facts cache entries deleted"),
+        Err(e) => log::error!("{e}"),
     }
 }
 

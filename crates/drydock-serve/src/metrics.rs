@@ -24,6 +24,8 @@ pub struct Metrics {
     errors: Mutex<BTreeMap<String, u64>>,
     /// Admission answers by outcome (`allowed`, `denied`).
     admissions: Mutex<BTreeMap<&'static str, u64>>,
+    /// What the layer facts cache did, per layer (`hit`, `miss`, `ignored`, `stored`).
+    facts_cache: Mutex<BTreeMap<&'static str, u64>>,
     scans: Mutex<Histogram>,
 }
 
@@ -58,6 +60,10 @@ impl Metrics {
 
     pub fn admission(&self, allowed: bool) {
         bump(&self.admissions, if allowed { "allowed" } else { "denied" });
+    }
+
+    pub fn facts_cache(&self, event: &'static str) {
+        bump(&self.facts_cache, event);
     }
 
     pub fn scan_seconds(&self, seconds: f64) {
@@ -147,6 +153,20 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
+            "# HELP drydock_facts_cache_layers_total Layers by what the layer facts cache did \
+             (hit: not read; miss and ignored: walked; stored: written).\n\
+             # TYPE drydock_facts_cache_layers_total counter"
+        );
+        if let Ok(map) = self.facts_cache.lock() {
+            for (event, n) in map.iter() {
+                let _ = writeln!(
+                    out,
+                    "drydock_facts_cache_layers_total{{event=\"{event}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
             "# HELP drydock_errors_total Failures by class.\n# TYPE drydock_errors_total counter"
         );
         if let Ok(map) = self.errors.lock() {
@@ -171,6 +191,8 @@ mod tests {
         metrics.lookup(false);
         metrics.webhook_event("enqueued");
         metrics.error("unavailable");
+        metrics.facts_cache("hit");
+        metrics.facts_cache("hit");
         let text = metrics.render(Some(Counts {
             queued: 2,
             ..Counts::default()
@@ -186,6 +208,7 @@ mod tests {
             "drydock_verdict_misses_total 1",
             "drydock_webhook_events_total{outcome=\"enqueued\"} 1",
             "drydock_errors_total{class=\"unavailable\"} 1",
+            "drydock_facts_cache_layers_total{event=\"hit\"} 2",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }

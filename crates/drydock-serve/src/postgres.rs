@@ -45,7 +45,7 @@ const MIGRATION_LOCK: i64 = 0x0064_7279_646f_636b;
 
 /// The migrations, in order; each runs once per database, in one transaction.
 fn migrations() -> Vec<(i64, String)> {
-    vec![(1, sql::schema(Dialect::Postgres))]
+    sql::migrations(Dialect::Postgres)
 }
 
 /// How long a call keeps retrying a lost connection before it answers with an error: short,
@@ -731,6 +731,57 @@ impl Store for PostgresStore {
     fn prune_events(&self, before: i64) -> Result<usize, StoreError> {
         self.call(|client| {
             let n = client.execute(&sql::postgres(sql::PRUNE_EVENTS), &[&before])?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn facts_head(&self, version: &str, diff_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.call(|client| {
+            let row = client.query_opt(&sql::postgres(sql::FACTS_HEAD), &[&version, &diff_id])?;
+            Ok(row.map(|row| row.try_get(0)).transpose()?)
+        })
+    }
+
+    fn facts_get(
+        &self,
+        version: &str,
+        diff_id: &str,
+        now: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.call(|client| {
+            let row = client.query_opt(&sql::postgres(sql::FACTS_GET), &[&version, &diff_id])?;
+            let entry: Option<Vec<u8>> = row.map(|row| row.try_get(0)).transpose()?;
+            if entry.is_some() {
+                let stale = now - 86_400;
+                client.execute(
+                    &sql::postgres(sql::FACTS_TOUCH),
+                    &[&version, &diff_id, &now, &stale],
+                )?;
+            }
+            Ok(entry)
+        })
+    }
+
+    fn facts_put(
+        &self,
+        version: &str,
+        diff_id: &str,
+        entry: &[u8],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let size = i64::try_from(entry.len()).unwrap_or(i64::MAX);
+        self.call(|client| {
+            client.execute(
+                &sql::postgres(sql::FACTS_PUT),
+                &[&version, &diff_id, &entry, &size, &now],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn prune_facts(&self, before: i64) -> Result<usize, StoreError> {
+        self.call(|client| {
+            let n = client.execute(&sql::postgres(sql::PRUNE_FACTS), &[&before])?;
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
         })
     }

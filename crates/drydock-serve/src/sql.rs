@@ -7,8 +7,8 @@
 //! and read `i64` everywhere; times are integer seconds since the epoch, booleans 0 or 1, JSON
 //! text.
 
-/// The schema, as SQLite reads it. PostgreSQL's differs only in the primary key of `jobs`
-/// (see [`schema`]).
+/// The schema, as SQLite reads it. PostgreSQL's differs only in the primary key of `jobs` and
+/// the type of byte strings (see [`schema`]).
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY,
@@ -73,6 +73,21 @@ CREATE TABLE IF NOT EXISTS events (
 );
 ";
 
+/// The layer facts cache's table (PostgreSQL's second migration): entries of
+/// `drydock_scan::FactsStore`, by entry version and diff id.
+pub const LAYER_FACTS: &str = "
+CREATE TABLE IF NOT EXISTS layer_facts (
+    version TEXT NOT NULL,
+    diff_id TEXT NOT NULL,
+    entry BLOB NOT NULL,
+    size BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    used_at BIGINT NOT NULL,
+    PRIMARY KEY (version, diff_id)
+);
+CREATE INDEX IF NOT EXISTS layer_facts_by_use ON layer_facts (used_at);
+";
+
 /// Which database a query is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -80,13 +95,31 @@ pub enum Dialect {
     Postgres,
 }
 
-/// The schema in `dialect`: SQLite's `INTEGER PRIMARY KEY` (the rowid) is PostgreSQL's
-/// `BIGSERIAL PRIMARY KEY`.
+/// The schema's versions in `dialect`, oldest first (each only adds): SQLite's
+/// `INTEGER PRIMARY KEY` (the rowid) is PostgreSQL's `BIGSERIAL PRIMARY KEY`, its `BLOB`
+/// PostgreSQL's `BYTEA`.
+pub fn migrations(dialect: Dialect) -> Vec<(i64, String)> {
+    let versions = [(1, SCHEMA), (2, LAYER_FACTS)];
+    versions
+        .into_iter()
+        .map(|(version, text)| {
+            let text = match dialect {
+                Dialect::Sqlite => text.to_owned(),
+                Dialect::Postgres => text
+                    .replace("id INTEGER PRIMARY KEY", "id BIGSERIAL PRIMARY KEY")
+                    .replace(" BLOB ", " BYTEA "),
+            };
+            (version, text)
+        })
+        .collect()
+}
+
+/// The whole schema in `dialect` (every migration; each creates only what is missing).
 pub fn schema(dialect: Dialect) -> String {
-    match dialect {
-        Dialect::Sqlite => SCHEMA.to_owned(),
-        Dialect::Postgres => SCHEMA.replace("id INTEGER PRIMARY KEY", "id BIGSERIAL PRIMARY KEY"),
-    }
+    migrations(dialect)
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect()
 }
 
 /// The claim: the oldest queued job, or a running one whose lease ran out, taken for a node
@@ -239,6 +272,30 @@ pub const COUNTS: &str = "SELECT state, COUNT(*) FROM jobs GROUP BY state";
 
 pub const PRUNE_EVENTS: &str = "DELETE FROM events WHERE received_at < ?1";
 
+/// The first 1,024 bytes of a layer facts entry (`?1` version, `?2` diff id): its header.
+/// Both dialects' `substr` takes bytes of a byte string.
+pub const FACTS_HEAD: &str =
+    "SELECT substr(entry, 1, 1024) FROM layer_facts WHERE version = ?1 AND diff_id = ?2";
+
+/// The length [`FACTS_HEAD`] reads.
+pub const FACTS_HEAD_LEN: usize = 1024;
+
+pub const FACTS_GET: &str = "SELECT entry FROM layer_facts WHERE version = ?1 AND diff_id = ?2";
+
+/// Marks an entry used at `?3`, when it was last marked before `?4` (one write a day per
+/// entry, not one per read).
+pub const FACTS_TOUCH: &str = "UPDATE layer_facts SET used_at = ?3 \
+    WHERE version = ?1 AND diff_id = ?2 AND used_at < ?4";
+
+/// An entry (`?3`, `?4` bytes) stored at `?5`, replacing the key's previous one.
+pub const FACTS_PUT: &str = "INSERT INTO layer_facts (version, diff_id, entry, size, \
+    created_at, used_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5) \
+    ON CONFLICT (version, diff_id) DO UPDATE SET entry = excluded.entry, \
+    size = excluded.size, created_at = excluded.created_at, used_at = excluded.used_at";
+
+/// Entries no scan used since `?1` (those of older drydock versions among them).
+pub const PRUNE_FACTS: &str = "DELETE FROM layer_facts WHERE used_at < ?1";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +311,8 @@ mod tests {
         assert!(!claim(Dialect::Sqlite).contains("SKIP"));
         assert!(schema(Dialect::Postgres).contains("id BIGSERIAL PRIMARY KEY"));
         assert!(!schema(Dialect::Postgres).contains("INTEGER PRIMARY KEY"));
+        assert!(schema(Dialect::Postgres).contains("entry BYTEA NOT NULL"));
+        assert!(!schema(Dialect::Postgres).contains("BLOB"));
+        assert!(FACTS_HEAD.contains(&format!("substr(entry, 1, {FACTS_HEAD_LEN})")));
     }
 }

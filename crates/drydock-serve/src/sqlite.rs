@@ -355,6 +355,50 @@ impl Store for SqliteStore {
         Ok(connection.execute(sql::PRUNE_EVENTS, params![before])?)
     }
 
+    fn facts_head(&self, version: &str, diff_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let connection = self.lock()?;
+        Ok(connection
+            .query_row(sql::FACTS_HEAD, params![version, diff_id], |row| row.get(0))
+            .optional()?)
+    }
+
+    fn facts_get(
+        &self,
+        version: &str,
+        diff_id: &str,
+        now: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let connection = self.lock()?;
+        let entry: Option<Vec<u8>> = connection
+            .query_row(sql::FACTS_GET, params![version, diff_id], |row| row.get(0))
+            .optional()?;
+        if entry.is_some() {
+            connection.execute(
+                sql::FACTS_TOUCH,
+                params![version, diff_id, now, now - 86_400],
+            )?;
+        }
+        Ok(entry)
+    }
+
+    fn facts_put(
+        &self,
+        version: &str,
+        diff_id: &str,
+        entry: &[u8],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let connection = self.lock()?;
+        let size = i64::try_from(entry.len()).unwrap_or(i64::MAX);
+        connection.execute(sql::FACTS_PUT, params![version, diff_id, entry, size, now])?;
+        Ok(())
+    }
+
+    fn prune_facts(&self, before: i64) -> Result<usize, StoreError> {
+        let connection = self.lock()?;
+        Ok(connection.execute(sql::PRUNE_FACTS, params![before])?)
+    }
+
     fn with_subject_lock(
         &self,
         repository: &str,
@@ -450,6 +494,40 @@ mod tests {
             store.enqueue(&new_job("sha256:a"), 8).unwrap(),
             Enqueued::New(_)
         ));
+    }
+
+    #[test]
+    fn layer_facts_are_kept_by_version_and_diff_id_and_pruned_when_unused() {
+        let store = SqliteStore::in_memory().unwrap();
+        let entry: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(store.facts_get("v1", "sha256:d", 10).unwrap(), None);
+        store.facts_put("v1", "sha256:d", &entry, 10).unwrap();
+        assert_eq!(
+            store.facts_get("v1", "sha256:d", 10).unwrap().unwrap(),
+            entry
+        );
+        assert_eq!(
+            store.facts_head("v1", "sha256:d").unwrap().unwrap(),
+            entry[..sql::FACTS_HEAD_LEN]
+        );
+        assert_eq!(store.facts_get("v2", "sha256:d", 10).unwrap(), None);
+        // Replaced whole.
+        store.facts_put("v1", "sha256:d", b"short", 20).unwrap();
+        assert_eq!(
+            store.facts_head("v1", "sha256:d").unwrap().unwrap(),
+            b"short"
+        );
+        // Read two days later: marked used, so it outlives an entry nobody read.
+        store.facts_put("v1", "sha256:e", b"unread", 20).unwrap();
+        assert!(
+            store
+                .facts_get("v1", "sha256:d", 20 + 2 * 86_400)
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(store.prune_facts(20 + 86_400).unwrap(), 1);
+        assert!(store.facts_get("v1", "sha256:e", 30).unwrap().is_none());
+        assert!(store.facts_get("v1", "sha256:d", 30).unwrap().is_some());
     }
 
     #[test]

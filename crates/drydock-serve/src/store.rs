@@ -296,6 +296,30 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Forgets notification event ids received before `before`.
     fn prune_events(&self, before: i64) -> Result<usize, StoreError>;
 
+    /// The first [`sql::FACTS_HEAD_LEN`](crate::sql::FACTS_HEAD_LEN) bytes of the layer facts
+    /// entry of `diff_id` in entry version `version`.
+    fn facts_head(&self, version: &str, diff_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The layer facts entry whole, marked used at `now` (at most once a day).
+    fn facts_get(
+        &self,
+        version: &str,
+        diff_id: &str,
+        now: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Stores a layer facts entry, replacing the key's.
+    fn facts_put(
+        &self,
+        version: &str,
+        diff_id: &str,
+        entry: &[u8],
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the layer facts entries no scan used since `before`.
+    fn prune_facts(&self, before: i64) -> Result<usize, StoreError>;
+
     /// Runs `f` while no other caller, in this process or any replica sharing the store, runs
     /// one for the same repository and subject (a manifest digest): the updates of one
     /// image's referrers (the `sha256-<hex>` tag index has no conditional PUT on most

@@ -10,10 +10,12 @@ use drydock_registry::{Credential, Reference};
 use drydock_report::Report;
 use drydock_report::harbor::HarborFindings;
 use drydock_scan::{
-    BlobCacheChoice, ErrorClass, Limits, NoProgress, Platform, RegistryOptions, ScanRequest,
+    BlobCacheChoice, ErrorClass, FactsStore, Limits, Platform, RegistryOptions, ScanRequest,
     SourceChoice,
 };
 
+use crate::config::FactsCacheMode;
+use crate::facts::{CountFacts, StoreFacts};
 use crate::resolve::{ManifestKind, client_options, fetch};
 use crate::state::{Shared, now};
 use crate::store::{Child, Job, Verdict};
@@ -166,9 +168,14 @@ fn scan_job(shared: &Shared, job: &Job) -> Result<Outcome, JobError> {
         ca_certs: options.ca_certs.clone(),
         insecure: options.insecure,
         credential: options.credential.clone(),
-        // Verified blobs and, beside them, the facts of every layer walked: a rebuilt image
-        // costs only its new layers (per replica: the directory is this node's).
-        cache: BlobCacheChoice::WithFacts(Some(shared.blob_cache.clone())),
+        // Verified blobs, and beside them the facts of every layer walked when the facts
+        // cache is this node's (`local`); see `scan_one` for the one in the store.
+        cache: match shared.config.facts_cache {
+            FactsCacheMode::Local => BlobCacheChoice::WithFacts(Some(shared.blob_cache.clone())),
+            FactsCacheMode::Store | FactsCacheMode::Off => {
+                BlobCacheChoice::Dir(shared.blob_cache.clone())
+            }
+        },
     };
     if !job.key.platform.is_empty() {
         let platform: Platform = job.key.platform.parse().map_err(|e| JobError {
@@ -250,8 +257,14 @@ fn scan_one(
         select: None,
         platform,
         limits: limits(shared),
+        // The facts of every layer walked, shared by every replica: a rebuilt image costs
+        // only its new layers, wherever it is scanned.
+        facts_store: (shared.config.facts_cache == FactsCacheMode::Store)
+            .then(|| Arc::new(StoreFacts(Arc::clone(&shared.store))) as Arc<dyn FactsStore>),
+        sequential: false,
     };
-    let report = drydock_scan::scan(&request, shared.gate, shared.policy.as_ref(), &NoProgress)
+    let progress = CountFacts(&shared.metrics);
+    let report = drydock_scan::scan(&request, shared.gate, shared.policy.as_ref(), &progress)
         .map_err(|e| JobError {
             message: e.to_string(),
             class: class_name(e.class()),
