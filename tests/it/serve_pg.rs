@@ -369,28 +369,20 @@ fn serve_pg_two_replicas_scan_200_pushes_once_each() {
     assert_eq!(a.jobs(), [0.0, 0.0, IMAGES as f64, 0.0]);
 }
 
-/// A replica killed (SIGKILL) in the middle of a scan: its job stays `running` under its
-/// lease, which nobody extends any more; once the lease ran out the other replica claims it
-/// and finishes it (a second attempt), and no second job is made.
-#[test]
-fn serve_pg_a_killed_replicas_job_is_finished_by_the_other_after_its_lease() {
-    let cluster = Postgres::start();
-    let dir = tempfile::tempdir().unwrap();
-    let images = tempfile::tempdir().unwrap();
+/// Replica A (of `top` configuration) killed (SIGKILL) while it holds the only job, a scan of
+/// a pushed image; then replica B started on the same store. Answers B and the digest.
+fn kill_mid_scan(
+    cluster: &Postgres,
+    dir: &Path,
+    images: &Path,
+    top: &str,
+) -> (Replica, Registry, String) {
     let (port_a, port_b) = (free_port(), free_port());
     let url = cluster.url();
-    let top = "workers = 1\nlease_seconds = 10";
     // Replica A's scans hold a minute before they start: it will be killed holding one.
-    let mut a = Replica::start(
-        dir.path(),
-        "replica-a",
-        port_a,
-        &url,
-        top,
-        "scan_delay_ms = 60000",
-    );
+    let mut a = Replica::start(dir, "replica-a", port_a, &url, top, "scan_delay_ms = 60000");
     let registry = Registry::start_with(Auth::Anonymous, false, &fan_out(&[port_a, port_b]));
-    let digest = push_many(&registry, images.path(), 0..1, 1).remove(0);
+    let digest = push_many(&registry, images, 0..1, 1).remove(0);
     eventually(&format!("the job to run\n{}", a.log()), || {
         (a.metric("drydock_jobs{state=\"running\"}") == 1.0).then_some(())
     });
@@ -400,7 +392,20 @@ fn serve_pg_a_killed_replicas_job_is_finished_by_the_other_after_its_lease() {
     // It held the job and never finished it.
     assert!(!log_a.contains(": done,"), "{log_a}");
     // B is another node: it does not take A's job back on start, only once the lease ran out.
-    let b = Replica::start(dir.path(), "replica-b", port_b, &url, top, "");
+    let b = Replica::start(dir, "replica-b", port_b, &url, top, "");
+    (b, registry, digest)
+}
+
+/// A replica killed (SIGKILL) in the middle of a scan: its job stays `running` under its
+/// lease, which nobody extends any more; once the lease ran out the other replica claims it
+/// and finishes it (a second attempt), and no second job is made.
+#[test]
+fn serve_pg_a_killed_replicas_job_is_finished_by_the_other_after_its_lease() {
+    let cluster = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let images = tempfile::tempdir().unwrap();
+    let top = "workers = 1\nlease_seconds = 10";
+    let (b, registry, digest) = kill_mid_scan(&cluster, dir.path(), images.path(), top);
     let (verdict, job) = b.only_verdict(&digest);
     assert_eq!(job["attempts"], 2, "{job}\n{}", b.log());
     assert_eq!(
@@ -410,7 +415,36 @@ fn serve_pg_a_killed_replicas_job_is_finished_by_the_other_after_its_lease() {
     assert_eq!(b.jobs(), [0.0, 0.0, 1.0, 0.0]);
     assert_eq!(b.metric("drydock_scan_seconds_count"), 1.0);
     assert!(!b.log().contains("interrupted job(s) back in the queue"));
-    drop(a);
+}
+
+/// With `max_attempts = 1`, the job of a replica killed mid-scan is not scanned again: the
+/// replica that claims it after the lease fails it for good, the reason kept in the store,
+/// and no verdict is made.
+#[test]
+fn serve_pg_a_job_interrupted_max_attempts_times_fails_for_good_with_its_reason() {
+    let cluster = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let images = tempfile::tempdir().unwrap();
+    let top = "workers = 1\nlease_seconds = 10\nmax_attempts = 1";
+    let (b, _registry, digest) = kill_mid_scan(&cluster, dir.path(), images.path(), top);
+    eventually(&format!("the job to fail\n{}", b.log()), || {
+        (b.jobs() == [0.0, 0.0, 0.0, 1.0]).then_some(())
+    });
+    let job = b.get("/v1/scans/1").json();
+    assert_eq!(job["state"], "failed", "{job}");
+    assert_eq!(job["digest"], digest);
+    assert_eq!(job["attempts"], 2, "{job}");
+    assert_eq!(job["error_class"], "internal", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 1 attempt: each stopped without an answer"),
+        "{job}"
+    );
+    // Nothing was scanned, and there is no verdict to answer with.
+    assert_eq!(b.metric("drydock_scan_seconds_count"), 0.0);
+    assert_eq!(b.get(&format!("/v1/verdicts/{digest}")).status, 404);
 }
 
 /// PostgreSQL stopped and started again while replicas run and images are pushed: the

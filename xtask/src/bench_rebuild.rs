@@ -13,35 +13,26 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use sha2::{Digest as _, Sha256};
 
+use crate::blob::digest;
 use crate::cmd::{cargo, run};
 
 const RUNS: usize = 3;
 const HEADING: &str = "## Rebuild rescan with the layer facts cache";
 
-fn digest(bytes: &[u8]) -> String {
-    let sum = Sha256::digest(bytes);
-    let mut out = String::from("sha256:");
-    for b in sum {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
-fn blob_path(layout: &Path, digest: &str) -> PathBuf {
+pub(crate) fn blob_path(layout: &Path, digest: &str) -> PathBuf {
     layout
         .join("blobs/sha256")
         .join(digest.trim_start_matches("sha256:"))
 }
 
-fn read_json(path: &Path) -> anyhow::Result<serde_json::Value> {
+pub(crate) fn read_json(path: &Path) -> anyhow::Result<serde_json::Value> {
     let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(serde_json::from_slice(&bytes)?)
 }
 
 /// Writes `bytes` as a blob of `layout`, returning its digest.
-fn put_blob(layout: &Path, bytes: &[u8]) -> anyhow::Result<String> {
+pub(crate) fn put_blob(layout: &Path, bytes: &[u8]) -> anyhow::Result<String> {
     let digest = digest(bytes);
     fs::write(blob_path(layout, &digest), bytes)?;
     Ok(digest)
@@ -173,7 +164,7 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     run(Command::new("cp").arg("-r").arg(from).arg(to))
 }
 
-fn load() -> String {
+pub(crate) fn load() -> String {
     fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
@@ -306,17 +297,17 @@ pub fn run_bench(root: &Path) -> anyhow::Result<()> {
          \nReproduce: `cargo xtask bench-rebuild` (after `cargo xtask bench` or `cargo xtask \
          fixtures`)."
     );
-    write_section(root, &out)?;
+    write_section(root, HEADING, &out)?;
     eprintln!("{out}");
     Ok(())
 }
 
-/// Replaces this section of `docs/benchmarks.md`, or appends it: other sections are left as
-/// they are.
-fn write_section(root: &Path, section: &str) -> anyhow::Result<()> {
+/// Replaces the section under `heading` in `docs/benchmarks.md`, or appends it: other
+/// sections are left as they are.
+pub(crate) fn write_section(root: &Path, heading: &str, section: &str) -> anyhow::Result<()> {
     let path = root.join("docs/benchmarks.md");
     let existing = fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
-    let updated = match existing.find(HEADING) {
+    let updated = match existing.find(heading) {
         Some(start) => {
             let end = existing[start + 3..]
                 .find("\n## ")

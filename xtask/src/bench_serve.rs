@@ -198,11 +198,11 @@ fn push_all(images: &[Image], port: u16, pushed: &Mutex<Vec<String>>) -> anyhow:
     Ok(started.elapsed())
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn wait_for(port: u16, what: &str) -> anyhow::Result<()> {
+pub(crate) fn wait_for(port: u16, what: &str) -> anyhow::Result<()> {
     for _ in 0..200 {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Ok(());
@@ -213,7 +213,7 @@ fn wait_for(port: u16, what: &str) -> anyhow::Result<()> {
 }
 
 /// The value of the metric line `name` (with its labels) in Prometheus text, 0 when absent.
-fn metric(text: &str, name: &str) -> f64 {
+pub(crate) fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or(0.0)
@@ -388,7 +388,7 @@ fn write_request(
 }
 
 /// One request on a fresh connection.
-fn request(
+pub(crate) fn request(
     port: u16,
     method: &str,
     path: &str,
@@ -704,7 +704,7 @@ fn quantile_ms(values: &[f64], q: f64) -> f64 {
     sorted[rank - 1] * 1000.0
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()

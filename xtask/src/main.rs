@@ -20,12 +20,16 @@
 //!   minute, webhook and verdict lookup answer times, peak memory), for `docs/benchmarks.md`.
 //! - `bench-rebuild`: a rescan of a rebuilt image (only its top layer new) with a warm layer
 //!   facts cache against a cold scan, for `docs/benchmarks.md`.
+//! - `bench-fleet`: fifty images sharing a base scanned through one and two `drydock serve`
+//!   replicas on a throwaway PostgreSQL cluster, against the time to walk their unique bytes
+//!   once, for `docs/benchmarks.md`.
 //! - `scores`: rewrites the table of fixture scores in `docs/scoring.md` from fresh scans.
 //! - `fuzz [--minutes N] [--jobs J] [TARGET…]`: runs the cargo-fuzz targets (nightly), keeps crashing
 //!   inputs as regression tests and records the runs in `docs/security.md`; `fuzz --seeds`
 //!   only rewrites `fuzz/seeds/`.
 
 mod bench;
+mod bench_fleet;
 mod bench_rebuild;
 mod bench_serve;
 mod blob;
@@ -111,6 +115,7 @@ fn main() -> anyhow::Result<()> {
         Some("bench-files") => many_files::run_bench(&root, &args[1..]),
         Some("bench-serve") => bench_serve::run_bench(&root),
         Some("bench-rebuild") => bench_rebuild::run_bench(&root),
+        Some("bench-fleet") => bench_fleet::run_bench(&root),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("scores") => {
             let fixtures = fixtures::default_dir(&root);
@@ -118,7 +123,7 @@ fn main() -> anyhow::Result<()> {
             scores::write(&root, &fixtures)
         }
         _ => bail!(
-            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | hostile | sample | dist | test | bench | bench-memory | bench-files [--files N]... | bench-serve | bench-rebuild | scores | fuzz [--minutes N] [--jobs J] [TARGET…]>"
+            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | hostile | sample | dist | test | bench | bench-memory | bench-files [--files N]... | bench-serve | bench-rebuild | bench-fleet | scores | fuzz [--minutes N] [--jobs J] [TARGET…]>"
         ),
     }
 }

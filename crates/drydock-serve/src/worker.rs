@@ -91,7 +91,9 @@ fn run(shared: &Shared, job: Job) {
     let outcome = if job.attempts > max {
         Err(JobError {
             message: format!(
-                "gave up after {max} attempts: each stopped without an answer (a crash or a kill)"
+                "gave up after {max} attempt{}: each stopped without an answer (a crash or a \
+                 kill)",
+                if max == 1 { "" } else { "s" }
             ),
             class: "internal",
         })
