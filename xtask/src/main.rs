@@ -13,9 +13,12 @@
 //!   runs the whole test suite (format, lints, tests). `.ci/run` calls exactly this.
 //! - `bench`: scan time and peak memory of drydock against the hardware limit and its peers, on
 //!   a realistic image in every form, for `docs/benchmarks.md`.
+//!   `bench --all` runs every measurement below too, in one run (issue #18).
 //! - `bench-memory`: peak memory of a scan against layer size, for `docs/benchmarks.md`.
-//! - `bench-files [--files N]... [--build-only]`: one-layer images of many small files under
-//!   `target/bench/`, and the peak memory of a scan of each (`docs/benchmarks.md`).
+//! - `bench-files [--files N]... [--build-only] [--peers]`: one-layer images of many small
+//!   files under `target/bench/`; the time per entry beyond a sha256 of the archive and the
+//!   peak memory of a scan of each, with dive, syft and trivy on them with `--peers`
+//!   (`docs/benchmarks.md`).
 //! - `bench-serve`: `drydock serve` under 200 pushes through the registry on loopback (scans per
 //!   minute, webhook and verdict lookup answer times, peak memory), for `docs/benchmarks.md`.
 //! - `bench-rebuild`: a rescan of a rebuilt image (only its top layer new) with a warm layer
@@ -108,6 +111,16 @@ fn main() -> anyhow::Result<()> {
             deps::ensure()?;
             bench::memory(&root)
         }
+        Some("bench") if args.get(1).is_some_and(|a| a == "--all") => {
+            // Every measurement of docs/benchmarks.md in one run, on one machine state.
+            deps::ensure()?;
+            speed::speed(&root)?;
+            bench::memory(&root)?;
+            many_files::run_bench(&root, &["--peers".to_owned()])?;
+            bench_rebuild::run_bench(&root)?;
+            bench_fleet::run_bench(&root)?;
+            bench_serve::run_bench(&root)
+        }
         Some("bench") => {
             deps::ensure()?;
             speed::speed(&root)
@@ -116,6 +129,16 @@ fn main() -> anyhow::Result<()> {
         Some("bench-serve") => bench_serve::run_bench(&root),
         Some("bench-rebuild") => bench_rebuild::run_bench(&root),
         Some("bench-fleet") => bench_fleet::run_bench(&root),
+        // The bench's yardstick for a gzip'd archive: inflating it once with drydock's own
+        // decoder (flate2 + zlib-rs), nothing else.
+        Some("inflate") => {
+            let path = args.get(1).context("inflate FILE")?;
+            let file = std::fs::File::open(path)?;
+            let mut decoder =
+                flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 16, file));
+            std::io::copy(&mut decoder, &mut std::io::sink())?;
+            Ok(())
+        }
         Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("scores") => {
             let fixtures = fixtures::default_dir(&root);
@@ -123,7 +146,7 @@ fn main() -> anyhow::Result<()> {
             scores::write(&root, &fixtures)
         }
         _ => bail!(
-            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | hostile | sample | dist | test | bench | bench-memory | bench-files [--files N]... | bench-serve | bench-rebuild | bench-fleet | scores | fuzz [--minutes N] [--jobs J] [TARGET…]>"
+            "usage: cargo xtask <fixtures [--out DIR] [--group NAME] | hostile | sample | dist | test | bench [--all] | bench-memory | bench-files [--files N]... [--peers] | bench-serve | bench-rebuild | bench-fleet | scores | fuzz [--minutes N] [--jobs J] [TARGET…]>"
         ),
     }
 }

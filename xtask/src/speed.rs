@@ -314,6 +314,41 @@ pub fn speed(root: &Path) -> anyhow::Result<()> {
     )?;
     add("OCI archive, zstd", "drydock", scan(&zstd_s), &nothing)?;
 
+    // `docker save | gzip`: one gzip stream over the whole archive, read as it streams.
+    let docker_gz = bench.join("docker.tar.gz");
+    if !docker_gz.exists() {
+        let mut encoder = flate2::write::GzEncoder::new(
+            fs::File::create(&docker_gz)?,
+            flate2::Compression::default(),
+        );
+        std::io::copy(&mut fs::File::open(&docker)?, &mut encoder)?;
+        encoder.finish()?;
+    }
+    let docker_gz_s = docker_gz.display().to_string();
+    let xtask = std::env::current_exe()?.display().to_string();
+    add(
+        "docker-archive, gzip'd whole (`docker save \\| gzip`)",
+        "inflate once (igzip -dc)",
+        vec![
+            "bash".into(),
+            "-c".into(),
+            format!("igzip -dc {docker_gz_s} > /dev/null"),
+        ],
+        &nothing,
+    )?;
+    add(
+        "docker-archive, gzip'd whole (`docker save \\| gzip`)",
+        "inflate once (drydock's decoder, flate2 + zlib-rs)",
+        vec![xtask, "inflate".into(), docker_gz_s.clone()],
+        &nothing,
+    )?;
+    add(
+        "docker-archive, gzip'd whole (`docker save \\| gzip`)",
+        "drydock",
+        scan(&docker_gz_s),
+        &nothing,
+    )?;
+
     let mut registry_cold = scan(&reference);
     registry_cold.extend(["--source", "registry", "--cache-dir"].map(str::to_owned));
     registry_cold.push(cache.display().to_string());
@@ -415,6 +450,30 @@ fn render(rows: &[Row], machine: &str, cores: usize, image: &Path) -> anyhow::Re
         find(rows, "docker-archive", "drydock"),
         find(rows, "docker-archive", "limit"),
     );
+    let gz_inflate = ratio(
+        find(
+            rows,
+            "docker-archive, gzip'd whole (`docker save \\| gzip`)",
+            "drydock",
+        ),
+        find(
+            rows,
+            "docker-archive, gzip'd whole (`docker save \\| gzip`)",
+            "inflate once (drydock's decoder, flate2 + zlib-rs)",
+        ),
+    );
+    let gz_igzip = ratio(
+        find(
+            rows,
+            "docker-archive, gzip'd whole (`docker save \\| gzip`)",
+            "drydock",
+        ),
+        find(
+            rows,
+            "docker-archive, gzip'd whole (`docker save \\| gzip`)",
+            "inflate once (igzip -dc)",
+        ),
+    );
     let docker_dive = ratio(
         find(rows, "docker-archive", "drydock"),
         find(rows, "docker-archive", "dive --ci"),
@@ -470,6 +529,21 @@ fn render(rows: &[Row], machine: &str, cores: usize, image: &Path) -> anyhow::Re
         out,
         "| registry, warm cache: ≤ 1.3× the local gzip scan | {warm_local:.2}× | {} |",
         goal(warm_local <= 1.3)
+    );
+    let _ = writeln!(
+        out,
+        "| #18: zstd OCI archive ≤ 1.1× the limit | {zstd_limit:.2}× | {} |",
+        goal(zstd_limit <= 1.1)
+    );
+    let _ = writeln!(
+        out,
+        "| #18: registry, cold cache ≤ 1.1× the (gzip) limit | {cold_limit:.2}× | {} |",
+        goal(cold_limit <= 1.1)
+    );
+    let _ = writeln!(
+        out,
+        "| #18: `docker save \\| gzip` ≤ 1.2× inflating it once with the same decoder | {gz_inflate:.2}× ({gz_igzip:.2}× igzip's inflate) | {} |",
+        goal(gz_inflate <= 1.2)
     );
     let _ = writeln!(
         out,

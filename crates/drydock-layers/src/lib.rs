@@ -22,6 +22,7 @@ mod efficiency;
 mod error;
 mod names;
 pub mod path;
+mod readahead;
 mod sparse;
 pub mod tarstream;
 mod tree;
@@ -35,6 +36,7 @@ pub use compression::{Compression, Decoder, decoder, describe_content, is_tar_he
 pub use digest::{HashingReader, Sha256Digest};
 pub use efficiency::{Efficiency, EfficiencySummary, Inefficiency};
 pub use error::{ApplyError, WalkError};
+pub use readahead::ReadAhead;
 pub use tree::{EntryView, FirstLayer, LayerStats, Lookup, MAX_SYMLINK_HOPS, NodeId, Tree};
 pub use walk::{
     Change, ContentHook, EntryMeta, FileKind, LayerWalk, Limits, NoContent, walk_layer,

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use drydock_layers::path::printable_error;
 use drydock_layers::tarstream::{Counted, EntryBounds, StreamEnd};
 use drydock_layers::{
-    CompressedSide, Compression, Decoder, ExpandedSide, ExpansionBudget, describe_content,
-    is_tar_header,
+    CompressedSide, Compression, Decoder, ExpandedSide, ExpansionBudget, ReadAhead,
+    describe_content, is_tar_header,
 };
 
 use crate::error::SourceError;
@@ -146,7 +146,9 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// An archive compressed as a whole (`docker save | gzip`, `| bzip2`, `| xz`, `| zstd`) is
-/// decompressed on the fly, as `docker load` does.
+/// decompressed on the fly, as `docker load` does, on a thread of its own: the archive's
+/// layers are hashed and walked as it streams by on the reader's thread, so the two stages
+/// take a core each instead of taking turns on one.
 fn decompressed(
     reader: Box<dyn Read + Send>,
     origin: &Path,
@@ -154,7 +156,8 @@ fn decompressed(
 ) -> Result<Box<dyn Read + Send>, SourceError> {
     let counted = CompressedSide::new(reader, Arc::clone(budget));
     let decoder = Decoder::new(counted).map_err(io_error(origin))?;
-    Ok(Box::new(ExpandedSide::new(decoder, Arc::clone(budget))))
+    let ahead = ReadAhead::spawn(decoder).map_err(io_error(origin))?;
+    Ok(Box::new(ExpandedSide::new(ahead, Arc::clone(budget))))
 }
 
 /// Member names as archives write them: `./manifest.json` and `manifest.json` are one name.
