@@ -76,7 +76,7 @@ impl Drop for Registry {
 }
 
 /// A self-signed CA and a leaf for 127.0.0.1 and localhost it signed, as PEM files.
-fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+pub(crate) fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);

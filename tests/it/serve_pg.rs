@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use drydock_serve::{PostgresStore, Store};
 
-use crate::registry_support::{Auth, Registry, free_port, wait_for};
+use crate::registry_support::{Auth, Registry, free_port, tls_files, wait_for};
 use crate::serve::{
     AUTH, Answer, TOKEN, eventually, http, push_layout_http, spawn_serve, tiny_layout,
 };
@@ -65,6 +65,11 @@ impl Postgres {
     }
 
     fn start() -> Self {
+        Self::start_with_tls(None)
+    }
+
+    /// A cluster that speaks TLS with `tls` (a certificate and its key, PEM files) when given.
+    fn start_with_tls(tls: Option<(&Path, &Path)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let user = cluster_user();
         if let Some((uid, gid)) = user {
@@ -89,6 +94,27 @@ impl Postgres {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
+        if let Some((cert, key)) = tls {
+            let data = cluster.dir.path().join("data");
+            std::fs::copy(cert, data.join("server.crt")).unwrap();
+            std::fs::copy(key, data.join("server.key")).unwrap();
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(
+                data.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+            if let Some((uid, gid)) = cluster.user {
+                for file in ["server.crt", "server.key"] {
+                    std::os::unix::fs::chown(data.join(file), Some(uid), Some(gid)).unwrap();
+                }
+            }
+            let mut conf = std::fs::OpenOptions::new()
+                .append(true)
+                .open(data.join("postgresql.conf"))
+                .unwrap();
+            std::io::Write::write_all(&mut conf, b"\nssl = on\n").unwrap();
+        }
         cluster.run();
         cluster
     }
@@ -813,4 +839,56 @@ fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_ent
     for name in ["replica-a", "replica-b"] {
         assert!(!dir.path().join(format!("blobs-{name}/facts")).exists());
     }
+}
+
+/// TLS to the database: with `sslmode=require` the replicas' connections are encrypted (the
+/// server says so in `pg_stat_ssl`) and verified: the server's certificate is trusted through
+/// `ca_certs` and refused without it; a scan through such a replica gives its verdict.
+#[test]
+fn serve_pg_speaks_verified_tls_to_the_database() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_files(certs.path());
+    let cluster = Postgres::start_with_tls(Some((&cert, &key)));
+    let url = format!(
+        "postgres://drydock@127.0.0.1:{}/postgres?connect_timeout=2&sslmode=require",
+        cluster.port
+    );
+    // Without the CA, the server's certificate is nobody's: no connection.
+    let refused = PostgresStore::connect(&url, 2).unwrap_err().to_string();
+    assert!(refused.to_lowercase().contains("certificate"), "{refused}");
+    // With it, the store works.
+    PostgresStore::connect_trusting(&url, 2, &[ca.clone()])
+        .unwrap()
+        .ping()
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let images = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let top = format!("workers = 1\nca_certs = [\"{}\"]", ca.display());
+    let replica = Replica::start(dir.path(), "replica-tls", port, &url, &top, "");
+    let registry = Registry::start_with(Auth::Anonymous, false, &fan_out(&[port]));
+    let digest = push_many(&registry, images.path(), 0..1, 1).remove(0);
+    replica.only_verdict(&digest);
+    // Every connection of drydock serve (the pool's and LISTEN's) is encrypted.
+    let psql = |sql: &str| {
+        let output = Command::new(postgres_bin().join("psql"))
+            .args([&cluster.url(), "-Atc", sql])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    let counts = psql(
+        "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl) \
+         FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+         WHERE a.application_name = 'drydock-serve'",
+    );
+    let (encrypted, plain) = counts.split_once('|').unwrap();
+    assert!(encrypted.parse::<u32>().unwrap() >= 2, "{counts}");
+    assert_eq!(plain, "0", "{counts}");
 }

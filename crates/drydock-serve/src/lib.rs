@@ -14,6 +14,7 @@ mod hooks;
 mod http;
 pub mod k8s;
 mod metrics;
+mod pg_tls;
 mod postgres;
 mod resolve;
 mod sql;
@@ -139,7 +140,7 @@ fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
         Some(url) => {
             // The workers, the heartbeat and a few handlers at once; LISTEN has its own.
             let connections = config.workers.max(1) + 6;
-            let store = PostgresStore::connect(url, connections)?;
+            let store = PostgresStore::connect_trusting(url, connections, &config.ca_certs)?;
             log::info!("store: PostgreSQL, at most {connections} connections");
             Ok(Arc::new(store))
         }

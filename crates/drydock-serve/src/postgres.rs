@@ -29,7 +29,9 @@ use std::sync::{Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use postgres::fallible_iterator::FallibleIterator as _;
-use postgres::{Client, NoTls, Row, Transaction};
+use postgres::{Client, Row, Transaction};
+
+use crate::pg_tls::RustlsMake;
 
 use crate::sql::{self, Dialect};
 use crate::store::{
@@ -92,8 +94,14 @@ impl Failure {
                     "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "53300"
                 );
         }
-        // Connecting, reading or writing: the socket failed.
-        std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>())
+        // Connecting, reading or writing: the socket failed. Not when TLS refused the
+        // server (its certificate, its name, its protocol): trying again changes nothing.
+        std::error::Error::source(error)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .is_some_and(|io| {
+                !io.get_ref()
+                    .is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>())
+            })
     }
 
     fn into_store(self) -> StoreError {
@@ -122,6 +130,7 @@ struct PoolState {
 /// A small pool: at most `max` connections, idle ones reused, broken ones dropped.
 struct Pool {
     config: postgres::Config,
+    tls: RustlsMake,
     state: Mutex<PoolState>,
     freed: Condvar,
     max: usize,
@@ -145,7 +154,7 @@ impl Pool {
             if state.open < self.max {
                 state.open += 1;
                 drop(state);
-                return match self.config.connect(NoTls) {
+                return match self.config.connect(self.tls.clone()) {
                     Ok(client) => Ok(client),
                     Err(e) => {
                         if let Ok(mut state) = self.state.lock() {
@@ -310,8 +319,19 @@ fn enqueue_in(tx: &mut Transaction<'_>, job: &NewJob, now: i64) -> Result<Enqueu
 
 impl PostgresStore {
     /// Connects to the database at `url` (waiting up to 30 s for it to come up), runs the
-    /// migrations it lacks, and keeps at most `max_connections` connections open.
+    /// migrations it lacks, and keeps at most `max_connections` connections open. TLS as the
+    /// URL's `sslmode` says, verified against the system's roots.
     pub fn connect(url: &str, max_connections: usize) -> Result<Self, StoreError> {
+        Self::connect_trusting(url, max_connections, &[])
+    }
+
+    /// [`PostgresStore::connect`], trusting the PEM files `ca_certs` too for the server's
+    /// certificate (see `pg_tls.rs`).
+    pub fn connect_trusting(
+        url: &str,
+        max_connections: usize,
+        ca_certs: &[std::path::PathBuf],
+    ) -> Result<Self, StoreError> {
         let mut config: postgres::Config = url
             .parse()
             .map_err(|e: postgres::Error| StoreError(format!("the store's URL: {e}")))?;
@@ -328,6 +348,7 @@ impl PostgresStore {
         let store = Self {
             pool: Pool {
                 config,
+                tls: RustlsMake::new(ca_certs)?,
                 state: Mutex::new(PoolState {
                     idle: Vec::new(),
                     open: 0,
@@ -441,7 +462,7 @@ fn migrate(client: &mut Client) -> Result<(), Failure> {
 
 /// Listens on [`CHANNEL`] and rings the bell for each notification, reconnecting (and ringing
 /// once, for what came meanwhile) when the connection is lost, until the bell says stop.
-fn listen(config: &postgres::Config, bell: &Weak<dyn JobBell>) {
+fn listen(config: &postgres::Config, tls: &RustlsMake, bell: &Weak<dyn JobBell>) {
     let alive = || bell.upgrade().is_some_and(|b| !b.is_stopped());
     let ring = || {
         if let Some(bell) = bell.upgrade() {
@@ -451,7 +472,7 @@ fn listen(config: &postgres::Config, bell: &Weak<dyn JobBell>) {
     let mut delay = Duration::from_millis(100);
     let mut down_since: Option<Instant> = None;
     while alive() {
-        let connected = config.connect(NoTls).and_then(|mut client| {
+        let connected = config.connect(tls.clone()).and_then(|mut client| {
             client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
             Ok(client)
         });
@@ -819,9 +840,10 @@ impl Store for PostgresStore {
 
     fn watch_jobs(&self, bell: Weak<dyn JobBell>) -> Result<(), StoreError> {
         let config = self.pool.config.clone();
+        let tls = self.pool.tls.clone();
         std::thread::Builder::new()
             .name("drydock-listen".into())
-            .spawn(move || listen(&config, &bell))
+            .spawn(move || listen(&config, &tls, &bell))
             .map_err(|e| StoreError(format!("cannot start the listening thread: {e}")))?;
         Ok(())
     }
