@@ -116,35 +116,76 @@ fn percent_encode(value: &str) -> String {
 
 pub(crate) use drydock_source::sha256_digest;
 
+enum HttpClientError {
+    Registry(RegistryError),
+    Build(reqwest::Error),
+}
+
+/// The HTTP clients built so far, by what they trust (the CA files' contents) and whether
+/// they verify at all. Building one loads the system's CA certificates and starts a thread;
+/// a server scanning image after image reuses one, with its open connections.
+type ClientKey = (Vec<Vec<u8>>, bool);
+static CLIENTS: std::sync::LazyLock<Mutex<Vec<(ClientKey, Client)>>> =
+    std::sync::LazyLock::new(Mutex::default);
+
+/// How many differently configured clients are kept.
+const KEPT_CLIENTS: usize = 8;
+
+fn http_client(options: &ClientOptions) -> Result<Client, HttpClientError> {
+    let mut pems = Vec::with_capacity(options.ca_certs.len());
+    for path in &options.ca_certs {
+        let pem = std::fs::read(path).map_err(|e| {
+            HttpClientError::Registry(RegistryError::Invalid {
+                what: path.display().to_string(),
+                reason: format!("cannot read the CA file: {e}"),
+            })
+        })?;
+        pems.push(pem);
+    }
+    let key = (pems, options.insecure);
+    if let Ok(clients) = CLIENTS.lock()
+        && let Some((_, client)) = clients.iter().find(|(k, _)| *k == key)
+    {
+        return Ok(client.clone());
+    }
+    let mut builder = Client::builder()
+        .timeout(None)
+        .connect_timeout(Duration::from_secs(30))
+        .referer(false)
+        .user_agent(concat!("drydock/", env!("CARGO_PKG_VERSION")));
+    for (path, pem) in options.ca_certs.iter().zip(&key.0) {
+        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+            HttpClientError::Registry(RegistryError::Invalid {
+                what: path.display().to_string(),
+                reason: format!("not a PEM certificate bundle: {e}"),
+            })
+        })?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    if options.insecure {
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    let client = builder.build().map_err(HttpClientError::Build)?;
+    if let Ok(mut clients) = CLIENTS.lock() {
+        if clients.len() >= KEPT_CLIENTS {
+            clients.remove(0);
+        }
+        clients.push((key, client.clone()));
+    }
+    Ok(client)
+}
+
 impl RegistryClient {
     /// Connects to the registry of `reference`: builds the HTTP client, chooses HTTPS (or, for
     /// a loopback registry or with `insecure`, plain HTTP when the registry does not speak TLS),
     /// and finds the credential to use.
     pub fn connect(reference: &Reference, options: &ClientOptions) -> Result<Self, RegistryError> {
-        let mut builder = Client::builder()
-            .timeout(None)
-            .connect_timeout(Duration::from_secs(30))
-            .referer(false)
-            .user_agent(concat!("drydock/", env!("CARGO_PKG_VERSION")));
-        for path in &options.ca_certs {
-            let pem = std::fs::read(path).map_err(|e| RegistryError::Invalid {
-                what: path.display().to_string(),
-                reason: format!("cannot read the CA file: {e}"),
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                RegistryError::Invalid {
-                    what: path.display().to_string(),
-                    reason: format!("not a PEM certificate bundle: {e}"),
-                }
-            })?;
-            builder = builder.tls_certs_merge(certs);
-        }
-        if options.insecure {
-            builder = builder.tls_danger_accept_invalid_certs(true);
-        }
-        let http = builder.build().map_err(|e| RegistryError::Transport {
-            url: reference.registry.clone(),
-            reason: describe_error(&e),
+        let http = http_client(options).map_err(|e| match e {
+            HttpClientError::Registry(e) => e,
+            HttpClientError::Build(e) => RegistryError::Transport {
+                url: reference.registry.clone(),
+                reason: describe_error(&e),
+            },
         })?;
         let credential = match &options.credential {
             Some(credential) => Some(credential.clone()),
