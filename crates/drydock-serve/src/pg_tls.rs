@@ -82,16 +82,14 @@ impl MakeTlsConnect<Socket> for RustlsMake {
     type TlsConnect = RustlsConnect;
     type Error = io::Error;
 
+    /// Called for every host before connecting, a Unix socket's too (with an empty name:
+    /// PostgreSQL never speaks TLS there, so the handshake below is not reached); a name TLS
+    /// cannot verify fails only if a handshake is attempted.
     fn make_tls_connect(&mut self, domain: &str) -> io::Result<RustlsConnect> {
-        let name = ServerName::try_from(domain.to_owned()).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("`{domain}` is not a host name TLS can verify: {e}"),
-            )
-        })?;
         Ok(RustlsConnect {
             config: Arc::clone(&self.0),
-            name,
+            name: ServerName::try_from(domain.to_owned())
+                .map_err(|e| format!("`{domain}` is not a host name TLS can verify: {e}")),
         })
     }
 }
@@ -99,7 +97,7 @@ impl MakeTlsConnect<Socket> for RustlsMake {
 /// One connection's handshake.
 pub struct RustlsConnect {
     config: Arc<rustls::ClientConfig>,
-    name: ServerName<'static>,
+    name: Result<ServerName<'static>, String>,
 }
 
 impl TlsConnect<Socket> for RustlsConnect {
@@ -109,8 +107,11 @@ impl TlsConnect<Socket> for RustlsConnect {
 
     fn connect(self, stream: Socket) -> Self::Future {
         Box::pin(async move {
+            let name = self
+                .name
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             let connector = tokio_rustls::TlsConnector::from(self.config);
-            let tls = connector.connect(self.name, stream).await?;
+            let tls = connector.connect(name, stream).await?;
             Ok(RustlsStream(tls))
         })
     }

@@ -29,14 +29,13 @@ use std::sync::{Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use postgres::fallible_iterator::FallibleIterator as _;
-use postgres::{Client, Row, Transaction};
+use postgres::{Client, Transaction};
 
 use crate::pg_tls::RustlsMake;
 
 use crate::sql::{self, Dialect};
 use crate::store::{
-    Child, Counts, Enqueued, EventOutcome, Job, JobBell, JobKey, JobState, NewJob, Store,
-    StoreError, Verdict,
+    Child, Counts, Enqueued, EventOutcome, Job, JobBell, NewJob, Store, StoreError, Verdict,
 };
 
 /// The channel enqueues notify and idle replicas listen on.
@@ -211,50 +210,6 @@ impl std::fmt::Debug for PostgresStore {
 /// The URL is a PostgreSQL connection string (`postgres://` or `postgresql://`).
 pub fn is_postgres_url(store: &str) -> bool {
     store.starts_with("postgres://") || store.starts_with("postgresql://")
-}
-
-fn job_from_row(row: &Row) -> Result<Job, postgres::Error> {
-    let state: String = row.try_get(9)?;
-    Ok(Job {
-        id: row.try_get(0)?,
-        key: JobKey {
-            digest: row.try_get(1)?,
-            platform: row.try_get(2)?,
-            engine_version: row.try_get(3)?,
-            policy_digest: row.try_get(4)?,
-        },
-        registry: row.try_get(5)?,
-        repository: row.try_get(6)?,
-        plain_http: row.try_get::<_, i64>(7)? != 0,
-        source: row.try_get(8)?,
-        state: JobState::parse(&state).unwrap_or(JobState::Failed),
-        attempts: row.try_get::<_, i64>(10)?.try_into().unwrap_or(u32::MAX),
-        error: row.try_get(11)?,
-        error_class: row.try_get(12)?,
-        created_at: row.try_get(13)?,
-        finished_at: row.try_get(14)?,
-    })
-}
-
-fn verdict_from_row(row: &Row) -> Result<Verdict, postgres::Error> {
-    let counts: String = row.try_get(11)?;
-    Ok(Verdict {
-        digest: row.try_get(0)?,
-        platform: row.try_get(1)?,
-        engine_version: row.try_get(2)?,
-        policy_digest: row.try_get(3)?,
-        job_id: row.try_get(4)?,
-        repository: row.try_get(5)?,
-        score: row.try_get::<_, i64>(6)?.try_into().unwrap_or(0),
-        grade: row.try_get(7)?,
-        passed: row.try_get::<_, i64>(8)? != 0,
-        runnable: row.try_get::<_, i64>(9)? != 0,
-        worst: row.try_get(10)?,
-        counts: serde_json::from_str(&counts).unwrap_or(serde_json::Value::Null),
-        scanned_at: row.try_get(12)?,
-        report: row.try_get(13)?,
-        harbor: row.try_get(14)?,
-    })
 }
 
 /// Tells the listening replicas that a job is queued (sent when the transaction commits).
@@ -585,7 +540,7 @@ impl Store for PostgresStore {
                 return Ok(None);
             };
             let id: i64 = row.try_get(0)?;
-            let job = job_from_row(&tx.query_one(&sql::postgres(sql::JOB), &[&id])?)?;
+            let job = sql::job_from(&tx.query_one(&sql::postgres(sql::JOB), &[&id])?)?;
             tx.commit()?;
             Ok(Some(job))
         })
@@ -683,7 +638,7 @@ impl Store for PostgresStore {
     fn job(&self, id: i64) -> Result<Option<Job>, StoreError> {
         self.call(|client| {
             let row = client.query_opt(&sql::postgres(sql::JOB), &[&id])?;
-            Ok(row.as_ref().map(job_from_row).transpose()?)
+            Ok(row.as_ref().map(sql::job_from).transpose()?)
         })
     }
 
@@ -692,7 +647,7 @@ impl Store for PostgresStore {
             let rows = client.query(&sql::postgres(sql::JOB_VERDICTS), &[&id])?;
             Ok(rows
                 .iter()
-                .map(verdict_from_row)
+                .map(sql::verdict_from)
                 .collect::<Result<_, _>>()?)
         })
     }
@@ -710,7 +665,7 @@ impl Store for PostgresStore {
             )?;
             Ok(rows
                 .iter()
-                .map(verdict_from_row)
+                .map(sql::verdict_from)
                 .collect::<Result<_, _>>()?)
         })
     }

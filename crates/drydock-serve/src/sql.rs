@@ -7,6 +7,8 @@
 //! and read `i64` everywhere; times are integer seconds since the epoch, booleans 0 or 1, JSON
 //! text.
 
+use crate::store::{Job, JobKey, JobState, Verdict};
+
 /// The schema, as SQLite reads it. PostgreSQL's differs only in the primary key of `jobs` and
 /// the type of byte strings (see [`schema`]).
 pub const SCHEMA: &str = "
@@ -295,6 +297,92 @@ pub const FACTS_PUT: &str = "INSERT INTO layer_facts (version, diff_id, entry, s
 
 /// Entries no scan used since `?1` (those of older drydock versions among them).
 pub const PRUNE_FACTS: &str = "DELETE FROM layer_facts WHERE used_at < ?1";
+
+/// A row as either driver gives it: the column types both stores read (see the module doc:
+/// integers are `i64`, text is text).
+pub trait Columns {
+    type Error;
+    fn int(&self, i: usize) -> Result<i64, Self::Error>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, Self::Error>;
+    fn text(&self, i: usize) -> Result<String, Self::Error>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>, Self::Error>;
+}
+
+impl Columns for rusqlite::Row<'_> {
+    type Error = rusqlite::Error;
+    fn int(&self, i: usize) -> rusqlite::Result<i64> {
+        self.get(i)
+    }
+    fn opt_int(&self, i: usize) -> rusqlite::Result<Option<i64>> {
+        self.get(i)
+    }
+    fn text(&self, i: usize) -> rusqlite::Result<String> {
+        self.get(i)
+    }
+    fn opt_text(&self, i: usize) -> rusqlite::Result<Option<String>> {
+        self.get(i)
+    }
+}
+
+impl Columns for ::postgres::Row {
+    type Error = ::postgres::Error;
+    fn int(&self, i: usize) -> Result<i64, ::postgres::Error> {
+        self.try_get(i)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, ::postgres::Error> {
+        self.try_get(i)
+    }
+    fn text(&self, i: usize) -> Result<String, ::postgres::Error> {
+        self.try_get(i)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>, ::postgres::Error> {
+        self.try_get(i)
+    }
+}
+
+/// A job from a row of [`JOB`]'s columns.
+pub fn job_from<C: Columns>(row: &C) -> Result<Job, C::Error> {
+    Ok(Job {
+        id: row.int(0)?,
+        key: JobKey {
+            digest: row.text(1)?,
+            platform: row.text(2)?,
+            engine_version: row.text(3)?,
+            policy_digest: row.text(4)?,
+        },
+        registry: row.text(5)?,
+        repository: row.text(6)?,
+        plain_http: row.int(7)? != 0,
+        source: row.text(8)?,
+        state: JobState::parse(&row.text(9)?).unwrap_or(JobState::Failed),
+        attempts: row.int(10)?.try_into().unwrap_or(u32::MAX),
+        error: row.opt_text(11)?,
+        error_class: row.opt_text(12)?,
+        created_at: row.int(13)?,
+        finished_at: row.opt_int(14)?,
+    })
+}
+
+/// A verdict from a row of [`VERDICTS`]' columns.
+pub fn verdict_from<C: Columns>(row: &C) -> Result<Verdict, C::Error> {
+    Ok(Verdict {
+        digest: row.text(0)?,
+        platform: row.text(1)?,
+        engine_version: row.text(2)?,
+        policy_digest: row.text(3)?,
+        job_id: row.int(4)?,
+        repository: row.text(5)?,
+        score: row.int(6)?.try_into().unwrap_or(0),
+        grade: row.text(7)?,
+        passed: row.int(8)? != 0,
+        runnable: row.int(9)? != 0,
+        worst: row.opt_text(10)?,
+        counts: serde_json::from_str(&row.text(11)?).unwrap_or(serde_json::Value::Null),
+        scanned_at: row.text(12)?,
+        report: row.text(13)?,
+        harbor: row.text(14)?,
+    })
+}
 
 #[cfg(test)]
 mod tests {

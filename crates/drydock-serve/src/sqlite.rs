@@ -4,12 +4,11 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::sql::{self, Dialect};
 use crate::store::{
-    Child, Counts, Enqueued, EventOutcome, Job, JobKey, JobState, LocalLocks, NewJob, Store,
-    StoreError, Verdict,
+    Child, Counts, Enqueued, EventOutcome, Job, LocalLocks, NewJob, Store, StoreError, Verdict,
 };
 
 /// The store in a SQLite file.
@@ -19,50 +18,6 @@ pub struct SqliteStore {
     claim: String,
     /// One process per file: a process-local lock per subject is enough.
     subjects: LocalLocks,
-}
-
-fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
-    let state: String = row.get(9)?;
-    Ok(Job {
-        id: row.get(0)?,
-        key: JobKey {
-            digest: row.get(1)?,
-            platform: row.get(2)?,
-            engine_version: row.get(3)?,
-            policy_digest: row.get(4)?,
-        },
-        registry: row.get(5)?,
-        repository: row.get(6)?,
-        plain_http: row.get::<_, i64>(7)? != 0,
-        source: row.get(8)?,
-        state: JobState::parse(&state).unwrap_or(JobState::Failed),
-        attempts: row.get::<_, i64>(10)?.try_into().unwrap_or(u32::MAX),
-        error: row.get(11)?,
-        error_class: row.get(12)?,
-        created_at: row.get(13)?,
-        finished_at: row.get(14)?,
-    })
-}
-
-fn verdict_from_row(row: &Row<'_>) -> rusqlite::Result<Verdict> {
-    let counts: String = row.get(11)?;
-    Ok(Verdict {
-        digest: row.get(0)?,
-        platform: row.get(1)?,
-        engine_version: row.get(2)?,
-        policy_digest: row.get(3)?,
-        job_id: row.get(4)?,
-        repository: row.get(5)?,
-        score: row.get::<_, i64>(6)?.try_into().unwrap_or(0),
-        grade: row.get(7)?,
-        passed: row.get::<_, i64>(8)? != 0,
-        runnable: row.get::<_, i64>(9)? != 0,
-        worst: row.get(10)?,
-        counts: serde_json::from_str(&counts).unwrap_or(serde_json::Value::Null),
-        scanned_at: row.get(12)?,
-        report: row.get(13)?,
-        harbor: row.get(14)?,
-    })
 }
 
 impl SqliteStore {
@@ -210,7 +165,7 @@ impl Store for SqliteStore {
             })
             .optional()?;
         let job = match id {
-            Some(id) => Some(tx.query_row(sql::JOB, params![id], job_from_row)?),
+            Some(id) => Some(tx.query_row(sql::JOB, params![id], |row| sql::job_from(row))?),
             None => None,
         };
         tx.commit()?;
@@ -293,14 +248,14 @@ impl Store for SqliteStore {
     fn job(&self, id: i64) -> Result<Option<Job>, StoreError> {
         let connection = self.lock()?;
         Ok(connection
-            .query_row(sql::JOB, params![id], job_from_row)
+            .query_row(sql::JOB, params![id], |row| sql::job_from(row))
             .optional()?)
     }
 
     fn job_verdicts(&self, id: i64) -> Result<Vec<Verdict>, StoreError> {
         let connection = self.lock()?;
         let mut statement = connection.prepare(sql::JOB_VERDICTS)?;
-        let rows = statement.query_map(params![id], verdict_from_row)?;
+        let rows = statement.query_map(params![id], |row| sql::verdict_from(row))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -312,10 +267,9 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Verdict>, StoreError> {
         let connection = self.lock()?;
         let mut statement = connection.prepare(sql::VERDICTS)?;
-        let rows = statement.query_map(
-            params![digest, engine_version, policy_digest],
-            verdict_from_row,
-        )?;
+        let rows = statement.query_map(params![digest, engine_version, policy_digest], |row| {
+            sql::verdict_from(row)
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -412,6 +366,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{JobKey, JobState};
 
     fn new_job(digest: &str) -> NewJob {
         NewJob {
