@@ -17,6 +17,20 @@ use crate::serve::{
 };
 use crate::support::{RawLayer, TarEntry, run, stdout, write_layout};
 
+/// What `psql` answers to `sql` on the database at `url`, unaligned and trimmed.
+fn psql(url: &str, sql: &str) -> String {
+    let output = Command::new(postgres_bin().join("psql"))
+        .args([url, "-Atc", sql])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
 /// The newest `/usr/lib/postgresql/<version>/bin`.
 fn postgres_bin() -> PathBuf {
     let root = Path::new("/usr/lib/postgresql");
@@ -559,12 +573,8 @@ fn serve_pg_store_claims_migrations_and_subject_locks() {
             .map(|s| s.join().unwrap().unwrap())
             .collect()
     });
-    let output = Command::new(postgres_bin().join("psql"))
-        .args([&url, "-Atc", "SELECT count(*) FROM schema_version"])
-        .output()
-        .unwrap();
     // Every migration (the schema, then the layer facts table) applied once.
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "2");
+    assert_eq!(psql(&url, "SELECT count(*) FROM schema_version"), "2");
     // The same database through its Unix socket (the directory as the host).
     let socket = format!(
         "postgres://drydock@{}:{}/postgres",
@@ -794,24 +804,16 @@ fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_ent
     // Every entry in the database damaged (one bit of its last byte, so that its header
     // still names the layer): the next rebuild's base is walked again, its entries
     // rewritten, and its report is still the uncached one.
-    let psql = |sql: &str| {
-        let output = Command::new(postgres_bin().join("psql"))
-            .args([&url, "-Atc", sql])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
-    };
-    assert_eq!(psql("SELECT count(*) FROM layer_facts"), "4");
+    assert_eq!(psql(&url, "SELECT count(*) FROM layer_facts"), "4");
     psql(
+        &url,
         "UPDATE layer_facts SET entry = set_byte(entry, length(entry) - 1, \
          get_byte(entry, length(entry) - 1) # 1)",
     );
-    let damaged = psql("SELECT string_agg(md5(entry), ',' ORDER BY diff_id) FROM layer_facts");
+    let damaged = psql(
+        &url,
+        "SELECT string_agg(md5(entry), ',' ORDER BY diff_id) FROM layer_facts",
+    );
     let third = push_layout_http(
         &registry,
         &rebuilt_layout(images.path(), 2),
@@ -830,9 +832,12 @@ fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_ent
     assert_eq!(event(&other, "stored"), 4.0);
     assert_eq!(event(&other, "miss"), 2.0);
     assert_eq!(report, uncached("facts/app", &third));
-    assert_eq!(psql("SELECT count(*) FROM layer_facts"), "5");
+    assert_eq!(psql(&url, "SELECT count(*) FROM layer_facts"), "5");
     assert_ne!(
-        psql("SELECT string_agg(md5(entry), ',' ORDER BY diff_id) FROM layer_facts"),
+        psql(
+            &url,
+            "SELECT string_agg(md5(entry), ',' ORDER BY diff_id) FROM layer_facts"
+        ),
         damaged
     );
     // Nothing on the replicas' disks but blobs.
@@ -857,7 +862,7 @@ fn serve_pg_speaks_verified_tls_to_the_database() {
     let refused = PostgresStore::connect(&url, 2).unwrap_err().to_string();
     assert!(refused.to_lowercase().contains("certificate"), "{refused}");
     // With it, the store works.
-    PostgresStore::connect_trusting(&url, 2, &[ca.clone()])
+    PostgresStore::connect_trusting(&url, 2, std::slice::from_ref(&ca))
         .unwrap()
         .ping()
         .unwrap();
@@ -871,18 +876,8 @@ fn serve_pg_speaks_verified_tls_to_the_database() {
     let digest = push_many(&registry, images.path(), 0..1, 1).remove(0);
     replica.only_verdict(&digest);
     // Every connection of drydock serve (the pool's and LISTEN's) is encrypted.
-    let psql = |sql: &str| {
-        let output = Command::new(postgres_bin().join("psql"))
-            .args([&cluster.url(), "-Atc", sql])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
-    };
+    let url_plain = cluster.url();
+    let psql = |sql: &str| psql(&url_plain, sql);
     let counts = psql(
         "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl) \
          FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \

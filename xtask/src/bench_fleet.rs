@@ -11,7 +11,6 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{Read, Write};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,10 +18,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 
-use crate::bench_rebuild::{blob_path, load, put_blob, read_json, write_section};
+use crate::bench_rebuild::{
+    blob_path, gzip_tar_entries, load, put_blob, read_json, stamped_layer, write_section,
+};
 use crate::bench_serve::{free_port, machine, metric, request, wait_for};
 use crate::blob::digest;
 use crate::cmd::{cargo, run};
+use crate::registry::LoopbackRegistry;
 
 const IMAGES: usize = 50;
 const TOKEN: &str = "bench-fleet-token";
@@ -69,34 +71,14 @@ fn build_layout(fixture: &Path, layout: &Path) -> anyhow::Result<(Vec<Built>, u6
     let base_diff_id = diff_ids[0].clone();
     // The top: the Go server layer, read once, then one stamp each.
     let top_digest = layers[2]["digest"].as_str().context("top digest")?;
-    let mut top_entries: Vec<(tar::Header, Vec<u8>)> = Vec::new();
-    let mut tar_bytes = Vec::new();
-    flate2::read::GzDecoder::new(fs::File::open(blob_path(fixture, top_digest))?)
-        .read_to_end(&mut tar_bytes)?;
-    for entry in tar::Archive::new(&tar_bytes[..]).entries()? {
-        let mut entry = entry?;
-        let header = entry.header().clone();
-        let mut data = Vec::new();
-        entry.read_to_end(&mut data)?;
-        top_entries.push((header, data));
-    }
+    let top_entries = gzip_tar_entries(&blob_path(fixture, top_digest))?;
     let mut tops: Vec<(serde_json::Value, String)> = Vec::new();
     for n in 0..IMAGES {
-        let mut builder = tar::Builder::new(Vec::new());
-        for (header, data) in &top_entries {
-            builder.append(header, &data[..])?;
-        }
-        let stamp = format!("service {n}\n");
-        let mut header = tar::Header::new_gnu();
-        header.set_path("app/BUILD_ID")?;
-        header.set_size(stamp.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder.append(&header, stamp.as_bytes())?;
-        let tar = builder.into_inner()?;
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&tar)?;
-        let blob = gz.finish()?;
+        let (tar, blob) = stamped_layer(
+            &top_entries,
+            &format!("service {n}\n"),
+            flate2::Compression::fast(),
+        )?;
         let blob_digest = put_blob(layout, &blob)?;
         tops.push((
             serde_json::json!({
@@ -275,45 +257,6 @@ fn nix_is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// `docker-registry` on loopback, no notifications: the images are pushed before the scans.
-struct Registry {
-    child: Child,
-    port: u16,
-}
-
-impl Registry {
-    fn start(dir: &Path) -> anyhow::Result<Self> {
-        fs::create_dir_all(dir)?;
-        let port = free_port()?;
-        let config = dir.join("config.yml");
-        fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
-                 storage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.join("data").display()
-            ),
-        )?;
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting docker-registry (Debian package docker-registry)")?;
-        let registry = Self { child, port };
-        wait_for(port, "docker-registry")?;
-        Ok(registry)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// One `drydock serve` replica.
 struct Replica {
     child: Child,
@@ -480,7 +423,8 @@ pub fn run_bench(root: &Path) -> anyhow::Result<()> {
     if registry_dir.exists() {
         fs::remove_dir_all(&registry_dir)?;
     }
-    let registry = Registry::start(&registry_dir)?;
+    // No notifications: the images are pushed before the scans.
+    let registry = LoopbackRegistry::start(&registry_dir, "")?;
     eprintln!("pushing {} images", images.len());
     for image in &images {
         run(Command::new("skopeo")

@@ -38,6 +38,44 @@ pub(crate) fn put_blob(layout: &Path, bytes: &[u8]) -> anyhow::Result<String> {
     Ok(digest)
 }
 
+/// The entries (header and bytes) of a gzip'd tar layer.
+pub(crate) fn gzip_tar_entries(path: &Path) -> anyhow::Result<Vec<(tar::Header, Vec<u8>)>> {
+    let mut tar_bytes = Vec::new();
+    flate2::read::GzDecoder::new(fs::File::open(path)?).read_to_end(&mut tar_bytes)?;
+    let mut entries = Vec::new();
+    for entry in tar::Archive::new(&tar_bytes[..]).entries()? {
+        let mut entry = entry?;
+        let header = entry.header().clone();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data)?;
+        entries.push((header, data));
+    }
+    Ok(entries)
+}
+
+/// A layer of `entries` and one more file, `app/BUILD_ID` holding `stamp`, as a build that
+/// changed only that would make it: its tar and its gzip'd blob.
+pub(crate) fn stamped_layer(
+    entries: &[(tar::Header, Vec<u8>)],
+    stamp: &str,
+    level: flate2::Compression,
+) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (header, data) in entries {
+        builder.append(header, &data[..])?;
+    }
+    let mut header = tar::Header::new_gnu();
+    header.set_path("app/BUILD_ID")?;
+    header.set_size(stamp.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append(&header, stamp.as_bytes())?;
+    let tar = builder.into_inner()?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), level);
+    gz.write_all(&tar)?;
+    Ok((tar, gz.finish()?))
+}
+
 /// A copy of the OCI layout `from` at `to` (blobs hard-linked) whose top layer is rebuilt:
 /// its entries and one more file, gzip again. Returns the new layer's blob size and the sum of
 /// every layer blob's size.
@@ -72,29 +110,9 @@ fn rebuild(from: &Path, to: &Path) -> anyhow::Result<(u64, u64)> {
     let top_digest = top["digest"].as_str().context("layer digest")?;
 
     // The top layer again, with one more file, as a new build would make it.
-    let mut tar_bytes = Vec::new();
-    flate2::read::GzDecoder::new(fs::File::open(blob_path(from, top_digest))?)
-        .read_to_end(&mut tar_bytes)?;
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut archive = tar::Archive::new(&tar_bytes[..]);
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let header = entry.header().clone();
-        let mut data = Vec::new();
-        entry.read_to_end(&mut data)?;
-        builder.append(&header, &data[..])?;
-    }
+    let entries = gzip_tar_entries(&blob_path(from, top_digest))?;
     let stamp = format!("rebuilt {:?}\n", std::time::SystemTime::now());
-    let mut header = tar::Header::new_gnu();
-    header.set_path("app/BUILD_ID")?;
-    header.set_size(stamp.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    builder.append(&header, stamp.as_bytes())?;
-    let new_tar = builder.into_inner()?;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&new_tar)?;
-    let new_blob = gz.finish()?;
+    let (new_tar, new_blob) = stamped_layer(&entries, &stamp, flate2::Compression::default())?;
     let diff_id = digest(&new_tar);
     let blob_digest = put_blob(to, &new_blob)?;
 

@@ -29,6 +29,7 @@ use anyhow::{Context, bail, ensure};
 
 use crate::blob::{digest, gzip};
 use crate::cmd::{cargo, run};
+use crate::registry::LoopbackRegistry;
 
 /// Images per phase.
 const IMAGES: usize = 200;
@@ -55,7 +56,7 @@ pub fn run_bench(root: &Path) -> anyhow::Result<()> {
 
     let serve_port = free_port()?;
     let proxy = Proxy::start(serve_port)?;
-    let registry = Registry::start(&dir.join("registry"), proxy.port)?;
+    let registry = start_registry(&dir.join("registry"), proxy.port)?;
     let server = Server::start(&binary, &dir.join("serve"), serve_port)?;
 
     // Phase 1: pushes while drydock listens, and lookups meanwhile (of the digests pushed so
@@ -540,48 +541,18 @@ impl Proxy {
 }
 
 /// `docker-registry` with notifications to `hook_port`, configured as docs/serve.md says.
-struct Registry {
-    child: Child,
-    port: u16,
-}
-
-impl Registry {
-    fn start(dir: &Path, hook_port: u16) -> anyhow::Result<Self> {
-        fs::create_dir_all(dir)?;
-        let port = free_port()?;
-        let config = dir.join("config.yml");
-        fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
-                 storage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n\
-                 notifications:\n  events:\n    includereferences: true\n  endpoints:\n\
-                 \x20   - name: drydock\n      url: http://127.0.0.1:{hook_port}/hooks/registry\n\
-                 \x20     headers:\n        Authorization: [Bearer {TOKEN}]\n      timeout: 2s\n\
-                 \x20     threshold: 3\n      backoff: 1s\n\
-                 \x20     ignoredmediatypes: [application/octet-stream]\n      ignore:\n\
-                 \x20       mediatypes: [application/octet-stream]\n        actions: [pull]\n",
-                dir.join("data").display()
-            ),
-        )?;
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting docker-registry (Debian package docker-registry)")?;
-        let registry = Self { child, port };
-        wait_for(port, "docker-registry")?;
-        Ok(registry)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_registry(dir: &Path, hook_port: u16) -> anyhow::Result<LoopbackRegistry> {
+    LoopbackRegistry::start(
+        dir,
+        &format!(
+            "notifications:\n  events:\n    includereferences: true\n  endpoints:\n\
+             \x20   - name: drydock\n      url: http://127.0.0.1:{hook_port}/hooks/registry\n\
+             \x20     headers:\n        Authorization: [Bearer {TOKEN}]\n      timeout: 2s\n\
+             \x20     threshold: 3\n      backoff: 1s\n\
+             \x20     ignoredmediatypes: [application/octet-stream]\n      ignore:\n\
+             \x20       mediatypes: [application/octet-stream]\n        actions: [pull]\n"
+        ),
+    )
 }
 
 /// The release `drydock serve`, logging to a file in its directory.

@@ -87,6 +87,30 @@ pub fn ensure_peers() -> anyhow::Result<String> {
     Ok(trivy()?.trim().to_owned())
 }
 
+/// trivy as the benches run it: offline, the misconfiguration and secret scanners only (the
+/// vulnerability database cannot be fetched), on `input`, its cache in `cache`.
+pub fn trivy_command(binary: &str, cache: &std::path::Path, input: &str) -> Vec<String> {
+    [
+        binary,
+        "image",
+        "--cache-dir",
+        &cache.display().to_string(),
+        "--input",
+        input,
+        "--scanners",
+        "misconfig,secret",
+        "--skip-db-update",
+        "--skip-java-db-update",
+        "--skip-check-update",
+        "--offline-scan",
+        "-q",
+        "-f",
+        "json",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 fn ensure_cargo_auditable() -> anyhow::Result<()> {
     let present = cmd::cargo()
         .args(["auditable", "--version"])

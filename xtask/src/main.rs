@@ -45,6 +45,7 @@ mod fixtures;
 mod fuzz;
 mod hostile;
 mod many_files;
+mod registry;
 mod runtime_faithful;
 mod scores;
 mod speed;

@@ -337,23 +337,7 @@ pub fn run_bench(root: &Path, args: &[String]) -> anyhow::Result<()> {
             rows.push((
                 "trivy (misconfig,secret)",
                 measure(
-                    &[
-                        trivy.clone(),
-                        "image".into(),
-                        "--cache-dir".into(),
-                        cache.display().to_string(),
-                        "--input".into(),
-                        image_arg.clone(),
-                        "--scanners".into(),
-                        "misconfig,secret".into(),
-                        "--skip-db-update".into(),
-                        "--skip-java-db-update".into(),
-                        "--skip-check-update".into(),
-                        "--offline-scan".into(),
-                        "-q".into(),
-                        "-f".into(),
-                        "json".into(),
-                    ],
+                    &crate::deps::trivy_command(trivy, &cache, &image_arg),
                     &success,
                 )?,
             ));

@@ -7,15 +7,14 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 
 use crate::cmd::{cargo, output, run};
 use crate::fixtures;
+use crate::registry::LoopbackRegistry;
 
 const RUNS: usize = 3;
 
@@ -85,53 +84,6 @@ fn limit_command(archive: &Path, decompress: &str, cores: usize) -> Vec<String> 
     vec!["bash".into(), "-c".into(), script]
 }
 
-struct Registry {
-    child: Child,
-    port: u16,
-    _dir: PathBuf,
-}
-
-impl Registry {
-    fn start(dir: &Path) -> anyhow::Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        fs::create_dir_all(dir)?;
-        let config = dir.join("config.yml");
-        fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-                 http:\n  addr: 127.0.0.1:{port}\n",
-                dir.join("data").display()
-            ),
-        )?;
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting docker-registry")?;
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(Self {
-                    child,
-                    port,
-                    _dir: dir.to_owned(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        bail!("docker-registry did not start on port {port}")
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 struct Row {
     form: &'static str,
     tool: String,
@@ -163,7 +115,7 @@ pub fn speed(root: &Path) -> anyhow::Result<()> {
         )?;
     }
     let cores: usize = output(&mut Command::new("nproc"))?.trim().parse()?;
-    let registry = Registry::start(&bench.join("registry"))?;
+    let registry = LoopbackRegistry::start(&bench.join("registry"), "")?;
     let reference = format!("127.0.0.1:{}/bench/debian-go:1", registry.port);
     fixtures::copy_image(
         &format!("oci:{}:latest", layout.display()),
@@ -195,23 +147,7 @@ pub fn speed(root: &Path) -> anyhow::Result<()> {
     )?;
     let trivy_cache = bench.join("trivy-cache");
     let trivy = |input: &Path| -> Vec<String> {
-        vec![
-            trivy_binary.clone(),
-            "image".into(),
-            "--cache-dir".into(),
-            trivy_cache.display().to_string(),
-            "--input".into(),
-            input.display().to_string(),
-            "--scanners".into(),
-            "misconfig,secret".into(),
-            "--skip-db-update".into(),
-            "--skip-java-db-update".into(),
-            "--skip-check-update".into(),
-            "--offline-scan".into(),
-            "-q".into(),
-            "-f".into(),
-            "json".into(),
-        ]
+        crate::deps::trivy_command(&trivy_binary, &trivy_cache, &input.display().to_string())
     };
     let clear_trivy = || {
         let _ = fs::remove_dir_all(&trivy_cache);
