@@ -48,7 +48,7 @@ pub enum FactsCacheMode {
 }
 
 /// How to reach one registry host.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryConfig {
     /// `host[:port]` as references name it (`registry.corp:5000`).
@@ -80,7 +80,7 @@ pub struct Testing {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where to listen (`0.0.0.0:8080`).
@@ -188,6 +188,72 @@ impl Default for Config {
             testing: Testing::default(),
         }
     }
+}
+
+/// Debug output names what is set, never a secret: no password (the registries', the one in
+/// a PostgreSQL URL) and no token.
+impl std::fmt::Debug for RegistryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryConfig")
+            .field("host", &self.host)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "(hidden)"))
+            .field("password_file", &self.password_file)
+            .field("insecure", &self.insecure)
+            .field("ca_certs", &self.ca_certs)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let store = match self.store_url() {
+            Some(url) => redact_url_password(url),
+            None => self.store.display().to_string(),
+        };
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("store", &store)
+            .field("workers", &self.workers)
+            .field("tokens", &format!("({} hidden)", self.tokens.len()))
+            .field("token_files", &self.token_files)
+            .field("policy", &self.policy)
+            .field("ca_certs", &self.ca_certs)
+            .field("registries", &self.registries)
+            .field("on_miss", &self.on_miss)
+            .field("cache_dir", &self.cache_dir)
+            .field("facts_cache", &self.facts_cache)
+            .field("attach", &self.attach)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `postgres://user:secret@host/db` as `postgres://user:(hidden)@host/db`.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let hidden = if userinfo.contains(':') {
+                ":(hidden)"
+            } else {
+                ""
+            };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+    .replace(&password_param(url), "password=(hidden)")
+}
+
+/// The `password=…` key word of a URL's query, or a string no URL holds.
+fn password_param(url: &str) -> String {
+    url.split(['?', '&'])
+        .find(|p| p.starts_with("password="))
+        .map_or_else(|| "\u{0}".to_owned(), str::to_owned)
 }
 
 impl Config {
@@ -315,6 +381,28 @@ password = "pw"
             config.store_url(),
             Some("postgres://drydock@db.corp:5432/drydock")
         );
+    }
+
+    #[test]
+    fn debug_output_hides_every_secret() {
+        let config = Config::parse(
+            r#"
+store = "postgres://drydock:s3cret-pw@db.corp:5432/drydock?sslmode=require&password=other-pw"
+tokens = ["tok-123"]
+[[registries]]
+host = "registry.corp:5000"
+username = "ci"
+password = "reg-pw"
+"#,
+            "serve.toml",
+        )
+        .unwrap();
+        let shown = format!("{config:?}");
+        for secret in ["s3cret-pw", "other-pw", "tok-123", "reg-pw"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("postgres://drydock:(hidden)@db.corp:5432/drydock?sslmode=require"));
+        assert!(shown.contains("registry.corp:5000"));
     }
 
     #[test]
