@@ -49,9 +49,16 @@ fn init_logging(verbose: u8, quiet: bool) {
         }
         (false, _) => "trace",
     };
+    // rustls-platform-verifier logs every refused certificate as an error of its own; drydock
+    // reports the refusal itself, with the registry and what to do, so it would say it twice.
+    let filters = if verbose > 2 {
+        filters.to_owned()
+    } else {
+        format!("{filters},rustls_platform_verifier=off")
+    };
     let with_target = verbose > 2;
     env_logger::Builder::new()
-        .parse_filters(filters)
+        .parse_filters(&filters)
         .parse_env("DRYDOCK_LOG")
         // Log lines quote image content (history, names): escaped, one line each.
         .format(move |buf, record| {
