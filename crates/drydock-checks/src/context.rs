@@ -4,6 +4,7 @@ use std::sync::OnceLock;
 use drydock_facts::{ElfFacts, ElfKind, FileFacts, Libc};
 use drydock_layers::{EfficiencySummary, FileKind, NodeId, Tree, path};
 
+use crate::checks::build_leftovers;
 use crate::finding::Severity;
 use crate::loader::{Loader, Outcome};
 
@@ -117,7 +118,7 @@ pub struct ImageContext<'a> {
     pub efficiency: Option<&'a EfficiencySummary>,
     /// Credentials found in any layer.
     pub secrets: &'a [LayerSecret],
-    entries: OnceLock<Vec<(Vec<u8>, NodeId)>>,
+    index: OnceLock<EntryIndex>,
     analysis: OnceLock<Analysis<'a>>,
     libraries: OnceLock<Vec<ProgramLoad<'a>>>,
 }
@@ -136,7 +137,7 @@ impl<'a> ImageContext<'a> {
             layers,
             efficiency: None,
             secrets: &[],
-            entries: OnceLock::new(),
+            index: OnceLock::new(),
             analysis: OnceLock::new(),
             libraries: OnceLock::new(),
         }
@@ -157,23 +158,60 @@ impl<'a> ImageContext<'a> {
     /// files there on purpose) is left out: nothing runs it.
     pub fn elf_files(&self) -> impl Iterator<Item = (String, NodeId, &'a ElfFacts, u32)> + '_ {
         let tree = self.tree;
-        self.entries().iter().filter_map(move |(p, id)| {
-            if p.split(|&b| b == b'/').any(|c| c == b"testdata") {
-                return None;
-            }
-            let entry = tree.entry(*id);
-            if entry.kind != FileKind::File {
-                return None;
-            }
-            let facts = entry.fact?.elf()?;
-            Some((path::display(p), *id, facts, entry.meta.mode))
-        })
+        let index = self.index();
+        index
+            .elf
+            .iter()
+            .filter(|e| !e.testdata)
+            .filter_map(move |e| {
+                let entry = tree.entry(e.node);
+                let facts = entry.fact?.elf()?;
+                Some((
+                    path::display(index.path(e.path)),
+                    e.node,
+                    facts,
+                    entry.meta.mode,
+                ))
+            })
     }
 
-    /// Every entry of the final filesystem (normalised path, node), listed once per scan for
-    /// all the checks that walk it.
-    pub fn entries(&self) -> &[(Vec<u8>, NodeId)] {
-        self.entries.get_or_init(|| self.tree.entries())
+    /// Every regular file with ELF facts, test data included: (normalised path, node).
+    pub(crate) fn elf_entries(&self) -> impl Iterator<Item = (&[u8], NodeId)> + '_ {
+        let index = self.index();
+        index.elf.iter().map(|e| (index.path(e.path), e.node))
+    }
+
+    /// Regular files that are setuid, setgid (with group execute) or carry file capabilities.
+    pub(crate) fn privileged_files(&self) -> impl Iterator<Item = (&[u8], NodeId)> + '_ {
+        self.index().listed(&self.index().privileged)
+    }
+
+    /// Entries but directories named like a C library or its loader (`ld-musl-*`,
+    /// `ld-linux*`, `libc.so.6`).
+    pub(crate) fn libc_entries(&self) -> impl Iterator<Item = (&[u8], NodeId)> + '_ {
+        self.index().listed(&self.index().libc)
+    }
+
+    /// Regular files `build.toolchain` counts, with what they are part of.
+    pub(crate) fn toolchain_files(
+        &self,
+    ) -> impl Iterator<Item = (&[u8], NodeId, &'static str)> + '_ {
+        let index = self.index();
+        index
+            .toolchain
+            .iter()
+            .map(|(span, node, what)| (index.path(*span), *node, *what))
+    }
+
+    /// Source files and `.git` directories outside package directories, for `build.source`.
+    pub(crate) fn source_entries(&self) -> impl Iterator<Item = (&[u8], NodeId)> + '_ {
+        self.index().listed(&self.index().sources)
+    }
+
+    /// The entries the checks that would otherwise walk every entry care about, listed in one
+    /// pass over the tree per scan.
+    fn index(&self) -> &EntryIndex {
+        self.index.get_or_init(|| EntryIndex::build(self.tree))
     }
 
     pub fn analysis(&self) -> &Analysis<'a> {
@@ -285,5 +323,452 @@ impl<'a> ImageContext<'a> {
             None => "The image has no entrypoint program to reach it from, so this breaks only what runs it.".to_owned(),
         };
         (severity.lowered(), Some(why))
+    }
+}
+
+/// Where a listed entry's normalised path lies in [`EntryIndex::paths`].
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+/// A regular file with ELF facts.
+#[derive(Debug)]
+struct ElfEntry {
+    path: Span,
+    node: NodeId,
+    /// A component of its path is `testdata`.
+    testdata: bool,
+}
+
+/// The entries of the final filesystem that per-entry checks look at, found in one walk of
+/// the tree, in its order (depth first, names in byte order), each list in a category of its
+/// own. Only the paths of listed entries are kept, all in one arena: a check visits the few
+/// entries it can care about, and no path is kept for the others.
+#[derive(Debug, Default)]
+struct EntryIndex {
+    paths: Vec<u8>,
+    elf: Vec<ElfEntry>,
+    privileged: Vec<(Span, NodeId)>,
+    libc: Vec<(Span, NodeId)>,
+    toolchain: Vec<(Span, NodeId, &'static str)>,
+    sources: Vec<(Span, NodeId)>,
+}
+
+/// What a directory's path says about every entry directly in it.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    /// A component of the directory's path is `testdata`.
+    testdata: bool,
+    /// The toolchain or cache the directory is in (`build.toolchain`).
+    toolchain: Option<&'static str>,
+    /// The directory is in a package directory (`build.source` leaves it alone).
+    package: bool,
+}
+
+impl Place {
+    /// The place of the entries in the directory at `dir` (normalised; the root is empty).
+    /// The rules of `build.toolchain` and `build.source` match a shown path against prefixes
+    /// and infixes that end in `/`; an entry's name holds no `/`, so they match the entry
+    /// exactly when they match its directory's path between a leading and a final `/`.
+    /// `scratch` is a buffer to spell that path in.
+    fn of(dir: &[u8], testdata: bool, scratch: &mut Vec<u8>) -> Self {
+        scratch.clear();
+        scratch.push(b'/');
+        if !dir.is_empty() {
+            scratch.extend_from_slice(dir);
+            scratch.push(b'/');
+        }
+        Self {
+            testdata,
+            toolchain: build_leftovers::toolchain_place(scratch),
+            package: build_leftovers::package_place(scratch),
+        }
+    }
+}
+
+impl EntryIndex {
+    fn path(&self, span: Span) -> &[u8] {
+        &self.paths[span.start..span.end]
+    }
+
+    fn listed<'s>(
+        &'s self,
+        list: &'s [(Span, NodeId)],
+    ) -> impl Iterator<Item = (&'s [u8], NodeId)> + 's {
+        list.iter().map(|(span, node)| (self.path(*span), *node))
+    }
+
+    /// The entry's path in the arena, stored once whatever the lists it is in.
+    fn keep(&mut self, path: &[u8], span: &mut Option<Span>) -> Span {
+        *span.get_or_insert_with(|| {
+            let start = self.paths.len();
+            self.paths.extend_from_slice(path);
+            Span {
+                start,
+                end: self.paths.len(),
+            }
+        })
+    }
+
+    fn build(tree: &ImageTree) -> Self {
+        struct Dir<'t> {
+            children: std::vec::IntoIter<(&'t [u8], NodeId)>,
+            /// The length of the directory's path.
+            len: usize,
+            place: Place,
+        }
+        let mut index = Self::default();
+        let mut path: Vec<u8> = Vec::new();
+        let mut scratch: Vec<u8> = Vec::new();
+        // The root itself is a directory no list wants.
+        let mut stack = vec![Dir {
+            children: tree.children(tree.root()).into_iter(),
+            len: 0,
+            place: Place::of(b"", false, &mut scratch),
+        }];
+        while let Some(dir) = stack.last_mut() {
+            let Some((name, node)) = dir.children.next() else {
+                stack.pop();
+                continue;
+            };
+            let place = dir.place;
+            path.truncate(dir.len);
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(name);
+            let entry = tree.entry(node);
+            let testdata = place.testdata || name == b"testdata";
+            let mut span = None;
+            match entry.kind {
+                FileKind::File => {
+                    let elf = entry.fact.and_then(|f| f.elf()).is_some();
+                    let mode = entry.meta.mode;
+                    if elf {
+                        let path = index.keep(&path, &mut span);
+                        index.elf.push(ElfEntry {
+                            path,
+                            node,
+                            testdata,
+                        });
+                    }
+                    let setuid = mode & 0o4000 != 0;
+                    let setgid = mode & 0o2000 != 0 && mode & 0o010 != 0;
+                    if setuid || setgid || entry.meta.capability.is_some() {
+                        let path = index.keep(&path, &mut span);
+                        index.privileged.push((path, node));
+                    }
+                    let toolchain = place.toolchain.or_else(|| {
+                        (elf && mode & 0o111 != 0 && build_leftovers::toolchain_binary(name))
+                            .then_some("compilers")
+                    });
+                    if let Some(what) = toolchain {
+                        let path = index.keep(&path, &mut span);
+                        index.toolchain.push((path, node, what));
+                    }
+                    if !place.package && build_leftovers::source_file(name) {
+                        let path = index.keep(&path, &mut span);
+                        index.sources.push((path, node));
+                    }
+                }
+                FileKind::Dir => {
+                    if !place.package && name == b".git" {
+                        let path = index.keep(&path, &mut span);
+                        index.sources.push((path, node));
+                    }
+                    stack.push(Dir {
+                        children: tree.children(node).into_iter(),
+                        len: path.len(),
+                        place: Place::of(&path, testdata, &mut scratch),
+                    });
+                    continue;
+                }
+                _ => {}
+            }
+            if name.starts_with(b"ld-musl-")
+                || name.starts_with(b"ld-linux")
+                || name == b"libc.so.6"
+            {
+                let path = index.keep(&path, &mut span);
+                index.libc.push((path, node));
+            }
+        }
+        index
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use drydock_facts::elf_facts;
+    use drydock_layers::{Change, EntryMeta};
+
+    use super::*;
+    use crate::checks::build_leftovers::{
+        PACKAGE_DIRS, SOURCE_EXTENSIONS, SOURCE_NAMES, TOOLCHAIN_ANYWHERE, TOOLCHAIN_BINARIES,
+        TOOLCHAIN_DIRS,
+    };
+
+    /// A small deterministic generator (xorshift), enough to vary trees.
+    struct Random(u64);
+
+    impl Random {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    const NAMES: &[&[u8]] = &[
+        b"usr",
+        b"local",
+        b"go",
+        b"root",
+        b".cache",
+        b"go-build",
+        b"pip",
+        b"node_modules",
+        b"testdata",
+        b"lib",
+        b"etc",
+        b"var",
+        b"apt",
+        b"lists",
+        b"pkg",
+        b"mod",
+        b"opt",
+        b"conda",
+        b".cargo",
+        b"registry",
+        b"app",
+        b"src",
+        b".git",
+        b"main.go",
+        b"lib.rs",
+        b"Makefile",
+        b"Dockerfile",
+        b"gcc",
+        b"cc1",
+        b"libc.so.6",
+        b"ld-musl-x86_64.so.1",
+        b"ld-linux-x86-64.so.2",
+        b"x\xffy.go",
+        b"caf\xc3\xa9",
+        b"\xfe",
+        b"a-b",
+        b"a",
+        b"b.c",
+        b"x.cc",
+        b".go",
+        b"a.b.rs",
+        b"go.mod",
+        b"main.cpp",
+        b"ld.gold",
+    ];
+
+    /// Directories the rules name, to start paths in.
+    const PLACES: &[&[u8]] = &[
+        b"usr/local/go",
+        b"usr/local",
+        b"root/.cache/go-build",
+        b"root/.cache",
+        b"app/node_modules/.cache",
+        b"node_modules/.cache",
+        b"node_modules",
+        b"usr/lib/gcc",
+        b"var/lib/apt/lists",
+        b"root/go/pkg/mod",
+        b"go/pkg",
+        b"opt/conda",
+        b"app/.git",
+        b"app/x\xff/testdata",
+    ];
+
+    /// A random tree of the names above: files (some ELF, some setuid, setgid or with
+    /// capabilities), directories and symlinks.
+    pub(crate) fn random_tree(seed: u64) -> ImageTree {
+        let mut random = Random(seed);
+        let mut tree = ImageTree::new();
+        for _ in 0..600 {
+            let depth = 1 + random.below(5);
+            let mut parts: Vec<&[u8]> = Vec::new();
+            if random.below(2) == 0 {
+                parts.push(PLACES[random.below(PLACES.len())]);
+            }
+            parts.extend((0..depth).map(|_| NAMES[random.below(NAMES.len())]));
+            let path = parts.join(&b'/');
+            let kind = [
+                FileKind::File,
+                FileKind::File,
+                FileKind::Dir,
+                FileKind::Symlink,
+            ][random.below(4)];
+            let meta = EntryMeta {
+                mode: [0o644, 0o755, 0o4755, 0o2755, 0o2745, 0o600][random.below(6)],
+                size: random.below(5000) as u64,
+                capability: (random.below(8) == 0).then(|| vec![1, 2, 3].into_boxed_slice()),
+                ..EntryMeta::default()
+            };
+            let fact = (kind == FileKind::File && random.below(2) == 0)
+                .then(|| FileFacts::Elf(Box::new(elf_facts(b"\x7fELF"))));
+            let link = (kind == FileKind::Symlink).then(|| b"/usr/lib".to_vec());
+            // A path through a file is refused; the tree stays as it was.
+            let _ = tree.apply(
+                random.below(3) as u32,
+                vec![Change::Add {
+                    path,
+                    kind,
+                    meta,
+                    link,
+                    fact,
+                }],
+            );
+        }
+        tree
+    }
+
+    type Listing = Vec<(Vec<u8>, NodeId)>;
+
+    /// The lists as every check made them before the index, from the full listing.
+    #[allow(clippy::type_complexity)]
+    fn listed_by_every_entry(
+        tree: &ImageTree,
+    ) -> (
+        Vec<(Vec<u8>, NodeId, bool)>,
+        Listing,
+        Listing,
+        Vec<(Vec<u8>, NodeId, &'static str)>,
+        Listing,
+    ) {
+        let (mut elf, mut privileged, mut libc, mut toolchain, mut sources) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (raw, node) in tree.entries() {
+            let entry = tree.entry(node);
+            let shown = path::display(&raw);
+            let name = shown.rsplit('/').next().unwrap_or("");
+            let is_elf = entry.fact.and_then(|f| f.elf()).is_some();
+            let mode = entry.meta.mode;
+            if entry.kind == FileKind::File && is_elf {
+                let testdata = raw.split(|&b| b == b'/').any(|c| c == b"testdata");
+                elf.push((raw.clone(), node, testdata));
+            }
+            let setgid = mode & 0o2000 != 0 && mode & 0o010 != 0;
+            if entry.kind == FileKind::File
+                && (mode & 0o4000 != 0 || setgid || entry.meta.capability.is_some())
+            {
+                privileged.push((raw.clone(), node));
+            }
+            let last = path::split_last(&raw).1;
+            if entry.kind != FileKind::Dir
+                && (last.starts_with(b"ld-musl-")
+                    || last == b"libc.so.6"
+                    || last.starts_with(b"ld-linux"))
+            {
+                libc.push((raw.clone(), node));
+            }
+            // build.toolchain and build.source as they were, on the shown path.
+            if entry.kind == FileKind::File {
+                let what = TOOLCHAIN_DIRS
+                    .iter()
+                    .find(|(_, prefix)| shown.starts_with(prefix))
+                    .or_else(|| {
+                        TOOLCHAIN_ANYWHERE
+                            .iter()
+                            .find(|(_, part)| shown.contains(part))
+                    })
+                    .map(|(what, _)| *what)
+                    .or_else(|| {
+                        (TOOLCHAIN_BINARIES.contains(&name) && is_elf && mode & 0o111 != 0)
+                            .then_some("compilers")
+                    });
+                if let Some(what) = what {
+                    toolchain.push((raw.clone(), node, what));
+                }
+            }
+            if !PACKAGE_DIRS.iter().any(|d| shown.starts_with(d)) {
+                let is_git = entry.kind == FileKind::Dir && name == ".git";
+                let is_source = entry.kind == FileKind::File
+                    && (SOURCE_NAMES.contains(&name)
+                        || SOURCE_EXTENSIONS.iter().any(|e| name.ends_with(e)));
+                if is_git || is_source {
+                    sources.push((raw.clone(), node));
+                }
+            }
+        }
+        (elf, privileged, libc, toolchain, sources)
+    }
+
+    #[test]
+    fn the_index_lists_what_a_walk_of_every_entry_finds() {
+        let config = RuntimeConfig::default();
+        let mut nonempty = [0; 5];
+        let mut kinds = HashSet::new();
+        for seed in 1..=60_u64 {
+            let tree = random_tree(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let cx = ImageContext::new(&tree, &config, "linux/amd64", &[]);
+            let (elf, privileged, libc, toolchain, sources) = listed_by_every_entry(&tree);
+            let owned = |(p, n): (&[u8], NodeId)| (p.to_vec(), n);
+            let index = cx.index();
+            let indexed_elf: Vec<_> = index
+                .elf
+                .iter()
+                .map(|e| (index.path(e.path).to_vec(), e.node, e.testdata))
+                .collect();
+            assert_eq!(indexed_elf, elf, "seed {seed}");
+            assert_eq!(
+                cx.elf_entries().map(owned).collect::<Vec<_>>(),
+                elf.iter()
+                    .map(|(p, n, _)| (p.clone(), *n))
+                    .collect::<Vec<_>>()
+            );
+            assert_eq!(
+                cx.privileged_files().map(owned).collect::<Vec<_>>(),
+                privileged,
+                "seed {seed}"
+            );
+            assert_eq!(
+                cx.libc_entries().map(owned).collect::<Vec<_>>(),
+                libc,
+                "seed {seed}"
+            );
+            assert_eq!(
+                cx.toolchain_files()
+                    .map(|(p, n, w)| (p.to_vec(), n, w))
+                    .collect::<Vec<_>>(),
+                toolchain,
+                "seed {seed}"
+            );
+            assert_eq!(
+                cx.source_entries().map(owned).collect::<Vec<_>>(),
+                sources,
+                "seed {seed}"
+            );
+            kinds.extend(toolchain.iter().map(|(.., what)| *what));
+            for (i, len) in [
+                elf.len(),
+                privileged.len(),
+                libc.len(),
+                toolchain.len(),
+                sources.len(),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                nonempty[i] += usize::from(len > 0);
+            }
+        }
+        // Every list was exercised.
+        assert!(nonempty.iter().all(|&n| n > 10), "{nonempty:?}");
+        for what in [
+            "the Go distribution",
+            "the Go build cache",
+            "the node_modules build cache",
+            "compilers",
+        ] {
+            assert!(kinds.contains(what), "{what}: {kinds:?}");
+        }
     }
 }

@@ -180,11 +180,7 @@ impl Efficiency {
             ..
         } = self;
         // Consecutive changes share their directories: start from the last path's components.
-        let common = path
-            .iter()
-            .zip(&layer.last)
-            .take_while(|(a, b)| a == b)
-            .count();
+        let common = crate::path::common_prefix(path, &layer.last);
         let reusable = layer
             .last_ids
             .iter()

@@ -23,27 +23,81 @@ pub fn normalize_from(base: &[u8], raw: &[u8]) -> Result<Vec<u8>, &'static str> 
     if raw.contains(&0) {
         return Err("the path holds a NUL byte");
     }
-    let mut parts: Vec<&[u8]> = Vec::new();
-    if !raw.starts_with(b"/") {
-        parts.extend(components(base));
+    if base.is_empty()
+        && let Some(normal) = already_normal(raw)
+    {
+        return Ok(normal.to_vec());
     }
-    for part in raw.split(|&b| b == b'/') {
+    // One pass into the result: components are appended, and `..` cuts the last one off.
+    let mut out = Vec::with_capacity(base.len() + 1 + raw.len());
+    let push = |out: &mut Vec<u8>, part: &[u8]| -> Result<(), &'static str> {
         match part {
             b"" | b"." => {}
-            b".." => {
-                if parts.pop().is_none() {
+            b".." => match out.iter().rposition(|&b| b == b'/') {
+                Some(i) => out.truncate(i),
+                None if out.is_empty() => {
                     return Err("the path climbs out of the image root with `..`");
                 }
+                None => out.clear(),
+            },
+            name => {
+                if !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(name);
             }
-            name => parts.push(name),
+        }
+        Ok(())
+    };
+    if !raw.starts_with(b"/") {
+        // Taken as they are: `base` is normalised.
+        for part in components(base) {
+            if !out.is_empty() {
+                out.push(b'/');
+            }
+            out.extend_from_slice(part);
         }
     }
-    Ok(parts.join(&b'/'))
+    for part in raw.split(|&b| b == b'/') {
+        push(&mut out, part)?;
+    }
+    Ok(out)
+}
+
+/// `raw` without a leading `./` and a trailing `/`, when that is its normal form already (no
+/// other empty, `.` or `..` component, no leading `/`): as most tar writers write names.
+fn already_normal(raw: &[u8]) -> Option<&[u8]> {
+    let raw = raw.strip_prefix(b"./").unwrap_or(raw);
+    let raw = raw.strip_suffix(b"/").unwrap_or(raw);
+    raw.split(|&b| b == b'/')
+        .all(|part| !matches!(part, b"" | b"." | b".."))
+        .then_some(raw)
 }
 
 /// The components of a normalised path.
 pub fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
     path.split(|&b| b == b'/').filter(|c| !c.is_empty())
+}
+
+/// How many leading bytes `a` and `b` share, compared eight at a time.
+pub(crate) fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut same = 0;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let x = u64::from_le_bytes(x.try_into().unwrap_or([0; 8]));
+        let y = u64::from_le_bytes(y.try_into().unwrap_or([0; 8]));
+        let diff = x ^ y;
+        if diff != 0 {
+            return same + (diff.trailing_zeros() / 8) as usize;
+        }
+        same += 8;
+    }
+    same + a[same..]
+        .iter()
+        .zip(&b[same..])
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 /// Splits a normalised path into its parent and its last component.
@@ -160,6 +214,45 @@ mod tests {
     }
 
     #[test]
+    fn normal_names_and_the_rest_give_the_same_as_one_component_at_a_time() {
+        let slow = |raw: &[u8]| -> Result<Vec<u8>, &'static str> {
+            let mut parts: Vec<&[u8]> = Vec::new();
+            for part in raw.split(|&b| b == b'/') {
+                match part {
+                    b"" | b"." => {}
+                    b".." => {
+                        parts.pop().ok_or("climbs")?;
+                    }
+                    name => parts.push(name),
+                }
+            }
+            Ok(parts.join(&b'/'))
+        };
+        let pieces: [&[u8]; 8] = [b"a", b"bc", b".", b"..", b"", b"./", b".a", b"a.."];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    for sep in [&b"/"[..], b"//"] {
+                        let raw = [a, b, c].join(sep);
+                        for raw in [
+                            raw.clone(),
+                            [b"/", &raw[..]].concat(),
+                            [&raw[..], b"/"].concat(),
+                        ] {
+                            assert_eq!(
+                                normalize(&raw).map_err(|_| "climbs"),
+                                slow(&raw),
+                                "{}",
+                                String::from_utf8_lossy(&raw)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn refuses_to_climb_out_of_the_root() {
         assert!(normalize(b"../etc/passwd").is_err());
         assert!(normalize(b"a/../../etc").is_err());
@@ -178,6 +271,26 @@ mod tests {
             b"bin/busybox"
         );
         assert!(normalize_from(b"a", b"../../x").is_err());
+    }
+
+    #[test]
+    fn common_prefixes_are_counted_to_the_byte() {
+        for (a, b, n) in [
+            (&b""[..], &b""[..], 0),
+            (b"usr/lib", b"usr/lib", 7),
+            (
+                b"usr/lib/x86_64-linux-gnu",
+                b"usr/lib/x86_64-linux-musl",
+                21,
+            ),
+            (b"usr/lib/x86_64", b"usr/lib/x86", 11),
+            (b"abcdefgh", b"abcdefgX", 7),
+            (b"abcdefghi", b"abcdefghj", 8),
+            (b"Xbcdefghijklmnop", b"abcdefghijklmnop", 0),
+        ] {
+            assert_eq!(common_prefix(a, b), n, "{a:?} {b:?}");
+            assert_eq!(common_prefix(b, a), n, "{b:?} {a:?}");
+        }
     }
 
     #[test]

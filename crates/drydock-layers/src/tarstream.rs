@@ -7,7 +7,7 @@
 //! stream inside an entry's data or inside a header block is a truncated archive.
 
 use std::cell::Cell;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::rc::Rc;
 
 const BLOCK: u64 = 512;
@@ -39,6 +39,91 @@ impl<R: Read> Read for Counted<R> {
         let n = self.inner.read(buf)?;
         self.position.set(self.position.get() + n as u64);
         Ok(n)
+    }
+}
+
+/// How the tar crate's skip names an end of stream before the next header.
+const SKIP_EOF: &str = "unexpected EOF during skip";
+
+/// A [`Counted`] reader that the tar crate may "seek" forward (for
+/// `tar::Archive::entries_with_seek`): a seek reads the bytes it passes over through one
+/// buffer allocated once, so every byte still goes through the readers below it (hashes,
+/// limits, budgets), with the errors the tar crate's own skip gives. That skip zeroes a
+/// 32 KiB buffer on the stack for every entry, even to skip nothing.
+#[derive(Debug)]
+pub struct ForwardSeek<R> {
+    inner: Counted<R>,
+    position: Rc<Cell<u64>>,
+    buffer: Vec<u8>,
+}
+
+impl<R: Read> ForwardSeek<R> {
+    /// The reader and a handle on its position.
+    pub fn new(inner: R) -> (Self, Rc<Cell<u64>>) {
+        let (inner, position) = Counted::new(inner);
+        let reader = Self {
+            inner,
+            position: Rc::clone(&position),
+            buffer: Vec::new(),
+        };
+        (reader, position)
+    }
+
+    /// Reads and drops `amount` bytes, as the tar crate's skip does.
+    fn skip(&mut self, mut amount: u64) -> io::Result<()> {
+        if amount > 0 && self.buffer.is_empty() {
+            self.buffer = vec![0; 32 << 10];
+        }
+        while amount > 0 {
+            let want = usize::try_from(amount.min(self.buffer.len() as u64)).unwrap_or(0);
+            let Some(buffer) = self.buffer.get_mut(..want) else {
+                break;
+            };
+            let n = self.inner.read(buffer)?;
+            if n == 0 {
+                return Err(io::Error::other(SKIP_EOF));
+            }
+            amount -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// Reads to the end of the stream: what the tar crate's skip of more than `i64::MAX` bytes
+    /// does, where its seek refuses ([`refused_seek`]), and the error it ends with.
+    pub fn skip_to_end(&mut self) -> io::Error {
+        match self.skip(u64::MAX) {
+            Err(error) => error,
+            Ok(()) => io::Error::other(SKIP_EOF),
+        }
+    }
+}
+
+/// Whether `error` is the tar crate refusing to seek more than `i64::MAX` bytes to the next
+/// header, where its skip would have read to the end of the stream instead
+/// ([`ForwardSeek::skip_to_end`]).
+pub fn refused_seek(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::Other && error.to_string() == "seek position out of bounds"
+}
+
+impl<R: Read> Read for ForwardSeek<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl<R: Read> Seek for ForwardSeek<R> {
+    /// Only forward from here, by reading: the position returned counts from the start.
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        match to {
+            SeekFrom::Current(offset) if offset >= 0 => {
+                self.skip(offset.unsigned_abs())?;
+                Ok(self.position.get())
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a layer stream only moves forward",
+            )),
+        }
     }
 }
 

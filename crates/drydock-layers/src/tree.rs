@@ -6,9 +6,6 @@ use crate::names::{NONE, Names};
 use crate::path;
 use crate::walk::{Change, EntryMeta, FileKind};
 
-/// The names of a resolved path, root first.
-type RealPath = Vec<Box<[u8]>>;
-
 /// Linux's limit on symlinks followed while resolving one path (`MAXSYMLINKS`).
 pub const MAX_SYMLINK_HOPS: u32 = 40;
 
@@ -115,6 +112,144 @@ pub struct Tree<F> {
     facts: Vec<F>,
     links: Vec<Box<[u8]>>,
     layers: Vec<LayerStats>,
+    /// The directories the last parent path of an added entry resolved to.
+    parents: ParentCache,
+}
+
+/// The last parent directory an entry was added under, and the directory each of its leading
+/// components resolved to: tar entries come in directory order, so the next entry's parent
+/// shares most of them, and only the components past the shared prefix are looked up.
+///
+/// An entry `(end, dir)` means that `path[..end]` (a whole number of components) resolves,
+/// following symlinks, to the directory `dir`. Nothing but unlinking a node can change what a
+/// path that resolved resolves to (a lookup finds the one live child of a name, a new child
+/// is only linked where the name had none, and node kinds and symlink targets never change),
+/// so [`Tree::unlink`] empties the cache; to be safe it is also emptied by every change that
+/// is not a plain file or directory, and when a layer starts.
+#[derive(Debug, Default)]
+struct ParentCache {
+    path: Vec<u8>,
+    dirs: Vec<(usize, NodeId)>,
+    /// Never use the cache (tests compare the tree built with it and without).
+    bypass: bool,
+}
+
+impl ParentCache {
+    fn clear(&mut self) {
+        self.path.clear();
+        self.dirs.clear();
+    }
+}
+
+/// The components still to resolve: what is left of the path and of each symlink target being
+/// followed, the innermost last. Every stored segment is non-empty and starts with a
+/// component (no `/`). Each symlink followed adds at most one segment, so there are at most
+/// [`MAX_SYMLINK_HOPS`] + 1.
+struct Pending<'a> {
+    segments: [&'a [u8]; MAX_SYMLINK_HOPS as usize + 1],
+    len: usize,
+}
+
+fn trim_slashes(path: &[u8]) -> &[u8] {
+    let start = path.iter().position(|&b| b != b'/').unwrap_or(path.len());
+    &path[start..]
+}
+
+impl<'a> Pending<'a> {
+    fn new() -> Self {
+        Self {
+            segments: [&[]; MAX_SYMLINK_HOPS as usize + 1],
+            len: 0,
+        }
+    }
+
+    /// Puts the components of `path` before the pending ones; false when there is no room.
+    fn push(&mut self, path: &'a [u8]) -> bool {
+        let path = trim_slashes(path);
+        if path.is_empty() {
+            return true;
+        }
+        let Some(slot) = self.segments.get_mut(self.len) else {
+            return false;
+        };
+        *slot = path;
+        self.len += 1;
+        true
+    }
+
+    /// The next component (never empty).
+    fn pop(&mut self) -> Option<&'a [u8]> {
+        let top = self.segments.get_mut(self.len.checked_sub(1)?)?;
+        let segment: &'a [u8] = top;
+        let end = segment
+            .iter()
+            .position(|&b| b == b'/')
+            .unwrap_or(segment.len());
+        let rest = trim_slashes(&segment[end..]);
+        *top = rest;
+        if rest.is_empty() {
+            self.len -= 1;
+        }
+        Some(&segment[..end])
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The directories of a resolution from the root down, the root first: on the stack for the
+/// usual depths, on the heap past them.
+struct Ancestors {
+    inline: [NodeId; 32],
+    len: usize,
+    spill: Vec<NodeId>,
+}
+
+impl Ancestors {
+    fn new() -> Self {
+        Self {
+            inline: [ROOT; 32],
+            len: 1,
+            spill: Vec::new(),
+        }
+    }
+
+    fn last(&self) -> NodeId {
+        if self.len > self.inline.len() {
+            self.spill.last().copied().unwrap_or(ROOT)
+        } else {
+            self.inline
+                .get(self.len.wrapping_sub(1))
+                .copied()
+                .unwrap_or(ROOT)
+        }
+    }
+
+    fn push(&mut self, id: NodeId) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => *slot = id,
+            None => self.spill.push(id),
+        }
+        self.len += 1;
+    }
+
+    /// Back to the parent; the root stays.
+    fn pop(&mut self) -> bool {
+        if self.len <= 1 {
+            return false;
+        }
+        if self.len > self.inline.len() {
+            self.spill.pop();
+        }
+        self.len -= 1;
+        true
+    }
+
+    fn back_to_root(&mut self) {
+        self.len = 1;
+        self.spill.clear();
+    }
 }
 
 const ROOT: NodeId = NodeId(0);
@@ -166,6 +301,7 @@ impl<F> Tree<F> {
             facts: Vec::new(),
             links: Vec::new(),
             layers: Vec::new(),
+            parents: ParentCache::default(),
         };
         let inode = tree.new_inode(root_meta(), NONE);
         tree.nodes.push(Node {
@@ -196,6 +332,7 @@ impl<F> Tree<F> {
             return None;
         }
         self.stats_for(layer);
+        self.parents.clear();
         Some(FirstLayer { tree: self, layer })
     }
 
@@ -211,6 +348,7 @@ impl<F> Tree<F> {
     /// tar order, the way runtimes extract them.
     pub fn apply(&mut self, layer: u32, changes: Vec<Change<F>>) -> Result<(), ApplyError> {
         self.stats_for(layer);
+        self.parents.clear();
         self.layers[layer as usize].entries += changes.len() as u64;
         for change in &changes {
             self.hide(change);
@@ -224,6 +362,7 @@ impl<F> Tree<F> {
     /// [`Tree::apply`] for changes held compactly.
     pub fn apply_buffer(&mut self, layer: u32, changes: ChangeBuffer<F>) -> Result<(), ApplyError> {
         self.stats_for(layer);
+        self.parents.clear();
         self.layers[layer as usize].entries += changes.len() as u64;
         for change in changes.iter() {
             self.hide(&change);
@@ -236,6 +375,9 @@ impl<F> Tree<F> {
 
     /// The hiding half of a change: a whiteout or an opaque marker.
     fn hide<G>(&mut self, change: &Change<G>) {
+        if matches!(change, Change::Whiteout { .. } | Change::Opaque { .. }) {
+            self.parents.clear();
+        }
         match change {
             Change::Whiteout { path } => {
                 let (parent, name) = path::split_last(path);
@@ -262,6 +404,15 @@ impl<F> Tree<F> {
 
     /// The adding half of a change: an entry or a hardlink.
     fn add_change(&mut self, layer: u32, change: Change<F>) -> Result<(), ApplyError> {
+        if !matches!(
+            change,
+            Change::Add {
+                kind: FileKind::File | FileKind::Dir,
+                ..
+            }
+        ) {
+            self.parents.clear();
+        }
         match change {
             Change::Add {
                 path,
@@ -371,15 +522,17 @@ impl<F> Tree<F> {
         if kind == FileKind::File {
             self.layers[layer as usize].added_bytes += meta.size;
         }
-        if let Some(existing) = self.child(dir, name) {
+        let name_id = self.names.intern(name);
+        if let Some(existing) = self.child_named(dir, name_id) {
             let node = self.node(existing);
             if kind == FileKind::Dir && node.kind == FileKind::Dir {
                 // Re-declaring a directory updates its metadata and keeps its children.
                 self.set_meta(node.inode, meta);
                 self.nodes[existing.0 as usize].layer = layer;
+                self.parents_descend(parent, dir, name, existing);
                 return Ok(());
             }
-            self.detach(dir, name, existing);
+            self.unlink(dir, name_id, existing);
         }
         let data = match (kind, fact, link) {
             (FileKind::File, Some(fact), _) => {
@@ -393,7 +546,10 @@ impl<F> Tree<F> {
             _ => NONE,
         };
         let inode = self.new_inode(meta, data);
-        self.insert(dir, name, kind, inode, layer, kind == FileKind::File);
+        let node = self.insert_named(dir, name_id, kind, inode, layer, kind == FileKind::File);
+        if kind == FileKind::Dir {
+            self.parents_descend(parent, dir, name, node);
+        }
         Ok(())
     }
 
@@ -457,8 +613,21 @@ impl<F> Tree<F> {
         layer: u32,
         owns_bytes: bool,
     ) -> NodeId {
-        let id = id(self.nodes.len());
         let name = self.names.intern(name);
+        self.insert_named(dir, name, kind, inode, layer, owns_bytes)
+    }
+
+    /// [`Tree::insert`] by interned name.
+    fn insert_named(
+        &mut self,
+        dir: NodeId,
+        name: u32,
+        kind: FileKind,
+        inode: u32,
+        layer: u32,
+        owns_bytes: bool,
+    ) -> NodeId {
+        let id = id(self.nodes.len());
         let mut node = Node {
             name,
             layer,
@@ -493,11 +662,18 @@ impl<F> Tree<F> {
     }
 
     fn child(&self, dir: NodeId, name: &[u8]) -> Option<NodeId> {
+        if self.node(dir).kind != FileKind::Dir {
+            return None;
+        }
+        self.child_named(dir, self.names.find(name)?)
+    }
+
+    /// [`Tree::child`] by interned name.
+    fn child_named(&self, dir: NodeId, name: u32) -> Option<NodeId> {
         let parent = self.node(dir);
         if parent.kind != FileKind::Dir {
             return None;
         }
-        let name = self.names.find(name)?;
         if parent.flags & INDEXED != 0 {
             return self.index.get(&(dir.0, name)).map(|&id| NodeId(id));
         }
@@ -535,6 +711,8 @@ impl<F> Tree<F> {
 
     /// [`Tree::detach`] by interned name.
     fn unlink(&mut self, dir: NodeId, name: u32, child: NodeId) {
+        // What a cached parent path resolves to may be under the node, or reached through it.
+        self.parents.clear();
         self.nodes[child.0 as usize].flags |= DEAD;
         if self.node(dir).flags & INDEXED != 0 && self.index.get(&(dir.0, name)) == Some(&child.0) {
             self.index.remove(&(dir.0, name));
@@ -566,15 +744,104 @@ impl<F> Tree<F> {
         }
     }
 
+    /// `parent` resolved from the cache of the last parent, when its components past the
+    /// cached prefix are plain directories (no symlink, `.`, `..`, empty or missing component,
+    /// which [`Tree::make_dirs`] resolves from the root). The cache then holds `parent`.
+    fn cached_parent(&mut self, parent: &[u8]) -> Option<NodeId> {
+        if self.parents.bypass {
+            return None;
+        }
+        let mut parents = std::mem::take(&mut self.parents);
+        let found = self.parent_from(&mut parents, parent);
+        self.parents = parents;
+        found
+    }
+
+    fn parent_from(&self, parents: &mut ParentCache, parent: &[u8]) -> Option<NodeId> {
+        let common = path::common_prefix(parent, &parents.path);
+        let reusable = parents
+            .dirs
+            .iter()
+            .take_while(|&&(end, _)| end <= common && (end == parent.len() || parent[end] == b'/'))
+            .count();
+        parents.dirs.truncate(reusable);
+        parents.path.clear();
+        parents.path.extend_from_slice(parent);
+        let (mut current, mut start) = match parents.dirs.last() {
+            Some(&(end, dir)) => (dir, end + 1),
+            None => (ROOT, 0),
+        };
+        while start < parent.len() {
+            let end = parent[start..]
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(parent.len(), |i| start + i);
+            let component = &parent[start..end];
+            if matches!(component, b"" | b"." | b"..") {
+                return None;
+            }
+            let child = self.child(current, component)?;
+            if self.node(child).kind != FileKind::Dir {
+                return None;
+            }
+            parents.dirs.push((end, child));
+            current = child;
+            start = end + 1;
+        }
+        Some(current)
+    }
+
+    /// Records that `parent`, resolved from the root, is the directory `dir`.
+    fn remember_parent(&mut self, parent: &[u8], dir: NodeId) {
+        let cache = &mut self.parents;
+        if cache.bypass {
+            return;
+        }
+        if cache.path.as_slice() != parent {
+            cache.clear();
+            cache.path.extend_from_slice(parent);
+        }
+        if cache.dirs.last().is_none_or(|&(end, _)| end < parent.len()) {
+            cache.dirs.push((parent.len(), dir));
+        }
+    }
+
+    /// After the directory `child` was linked (or declared again) as `name` in `dir`, the
+    /// directory `parent` resolves to: the cache goes down into it, for the entries under it.
+    fn parents_descend(&mut self, parent: &[u8], dir: NodeId, name: &[u8], child: NodeId) {
+        let cache = &mut self.parents;
+        if cache.bypass || cache.path.as_slice() != parent {
+            return;
+        }
+        let at_parent = match cache.dirs.last() {
+            Some(&(end, id)) => end == parent.len() && id == dir,
+            None => parent.is_empty() && dir == ROOT,
+        };
+        if !at_parent {
+            return;
+        }
+        if !cache.path.is_empty() {
+            cache.path.push(b'/');
+        }
+        cache.path.extend_from_slice(name);
+        cache.dirs.push((cache.path.len(), child));
+    }
+
     /// Resolves `parent` to a directory, creating missing components as the runtime does
     /// (mode 0755, root-owned), following symlinks inside the image root.
     fn make_dirs(&mut self, parent: &[u8], layer: u32) -> Result<NodeId, String> {
+        if let Some(dir) = self.cached_parent(parent) {
+            return Ok(dir);
+        }
         // Each round creates one missing directory; a path has at most PATH_MAX of them.
         for _ in 0..=path::MAX_PATH {
             match self.resolve(parent, true) {
                 Ok(id) => {
                     return match self.node(id).kind {
-                        FileKind::Dir => Ok(id),
+                        FileKind::Dir => {
+                            self.remember_parent(parent, id);
+                            Ok(id)
+                        }
                         _ => Err(format!("{} is not a directory", path::display(parent))),
                     };
                 }
@@ -604,39 +871,48 @@ impl<F> Tree<F> {
     /// when `follow_final`), absolute targets start again at the image root, and `..` at the
     /// root stays at the root, so no resolution ever leaves the image.
     pub fn resolve(&self, path: &[u8], follow_final: bool) -> Result<NodeId, Lookup> {
-        self.walk(path, follow_final).map(|(node, _)| node)
+        self.walk(path, follow_final, None)
     }
 
     /// The path `path` really names: symlinks followed (all of them), `.` and `..` folded,
     /// as `realpath(3)` inside the image. Normalised, without a leading `/`.
     pub fn canonical(&self, path: &[u8]) -> Result<Vec<u8>, Lookup> {
-        self.walk(path, true).map(|(_, names)| names.join(&b'/'))
+        let mut names = Vec::new();
+        self.walk(path, true, Some(&mut names))?;
+        Ok(names.join(&b'/'))
     }
 
-    /// The resolution behind [`Tree::resolve`] and [`Tree::canonical`]: the node reached and
-    /// the names of the real path to it.
-    fn walk(&self, path: &[u8], follow_final: bool) -> Result<(NodeId, RealPath), Lookup> {
-        let mut ancestors = vec![ROOT];
-        let mut names: RealPath = Vec::new();
-        let mut pending: Vec<Box<[u8]>> = path::components(path).rev().map(Into::into).collect();
+    /// The resolution behind [`Tree::resolve`] and [`Tree::canonical`]: the node reached, and
+    /// into `names` the names of the real path to it. Allocates nothing on the way (but for
+    /// paths deeper than 32 directories, and the names asked for).
+    fn walk<'a>(
+        &'a self,
+        path: &'a [u8],
+        follow_final: bool,
+        mut names: Option<&mut Vec<&'a [u8]>>,
+    ) -> Result<NodeId, Lookup> {
+        let mut ancestors = Ancestors::new();
+        let mut pending = Pending::new();
+        pending.push(path);
         let mut hops = 0;
         while let Some(component) = pending.pop() {
-            match &*component {
+            match component {
                 b"." => continue,
                 b".." => {
-                    if ancestors.len() > 1 {
-                        ancestors.pop();
+                    if ancestors.pop()
+                        && let Some(names) = names.as_deref_mut()
+                    {
                         names.pop();
                     }
                     continue;
                 }
                 _ => {}
             }
-            let current = *ancestors.last().unwrap_or(&ROOT);
+            let current = ancestors.last();
             if self.node(current).kind != FileKind::Dir {
                 return Err(Lookup::NotADirectory);
             }
-            let Some(child) = self.child(current, &component) else {
+            let Some(child) = self.child(current, component) else {
                 return Err(Lookup::Missing {
                     parent: current,
                     name: component.into(),
@@ -650,16 +926,22 @@ impl<F> Tree<F> {
                 }
                 let target = self.link_of(node);
                 if target.starts_with(b"/") {
-                    ancestors.truncate(1);
-                    names.clear();
+                    ancestors.back_to_root();
+                    if let Some(names) = names.as_deref_mut() {
+                        names.clear();
+                    }
                 }
-                pending.extend(path::components(target).rev().map(Into::into));
+                if !pending.push(target) {
+                    return Err(Lookup::TooManyLinks);
+                }
                 continue;
             }
             ancestors.push(child);
-            names.push(component);
+            if let Some(names) = names.as_deref_mut() {
+                names.push(component);
+            }
         }
-        Ok((*ancestors.last().unwrap_or(&ROOT), names))
+        Ok(ancestors.last())
     }
 
     fn link_of(&self, node: Node) -> &[u8] {
@@ -1061,5 +1343,236 @@ mod tests {
         assert_eq!(describe(&listed), describe(&streamed));
         assert_eq!(listed.layer_stats(), streamed.layer_stats());
         assert!(streamed.first_layer(1).is_none());
+    }
+
+    fn describe(tree: &Tree<&'static str>) -> Vec<String> {
+        tree.entries()
+            .into_iter()
+            .map(|(p, id)| {
+                let e = tree.entry(id);
+                format!(
+                    "{} {:?} {:?} {:?} {} {}",
+                    String::from_utf8_lossy(&p),
+                    e.kind,
+                    e.meta,
+                    e.link.map(String::from_utf8_lossy),
+                    e.nlink,
+                    e.layer
+                )
+            })
+            .collect()
+    }
+
+    /// Applies `steps` change by change (a whiteout or opaque marker hides at once, with no
+    /// layer boundary that would empty the parent cache), with the cache and without it, and
+    /// checks that both trees and every outcome are the same.
+    fn same_with_and_without_cache(steps: Vec<Change<&'static str>>) -> Tree<&'static str> {
+        let mut cached = Tree::new();
+        let mut plain = Tree::new();
+        plain.parents.bypass = true;
+        for tree in [&mut cached, &mut plain] {
+            tree.stats_for(0);
+        }
+        for (i, step) in steps.into_iter().enumerate() {
+            let copy = match &step {
+                Change::Add {
+                    path,
+                    kind,
+                    meta,
+                    link,
+                    fact,
+                } => Change::Add {
+                    path: path.clone(),
+                    kind: *kind,
+                    meta: meta.clone(),
+                    link: link.clone(),
+                    fact: *fact,
+                },
+                Change::Hardlink { path, target, meta } => Change::Hardlink {
+                    path: path.clone(),
+                    target: target.clone(),
+                    meta: meta.clone(),
+                },
+                Change::Whiteout { path } => Change::Whiteout { path: path.clone() },
+                Change::Opaque { dir } => Change::Opaque { dir: dir.clone() },
+            };
+            cached.hide(&step);
+            plain.hide(&copy);
+            let a = cached.add_change(0, step).map_err(|e| e.to_string());
+            let b = plain.add_change(0, copy).map_err(|e| e.to_string());
+            assert_eq!(a, b, "step {i}");
+            assert_eq!(describe(&cached), describe(&plain), "after step {i}");
+        }
+        assert_eq!(cached.layer_stats(), plain.layer_stats());
+        cached
+    }
+
+    #[test]
+    fn the_parent_cache_follows_a_directory_replaced_by_a_symlink() {
+        let tree = same_with_and_without_cache(vec![
+            dir("d"),
+            file("d/a", 1),
+            dir("d/sub"),
+            file("d/sub/x", 1),
+            dir("e/sub"),
+            // `d` (cached, with `d/sub`) becomes a link to `e`: `d/…` now lands in `e`.
+            symlink("d", "e"),
+            file("d/b", 2),
+            file("d/sub/y", 3),
+        ]);
+        assert_eq!(paths(&tree), ["", "d", "e", "e/b", "e/sub", "e/sub/y"]);
+        // And the way back: the link replaced by a directory again.
+        let tree = same_with_and_without_cache(vec![
+            dir("e"),
+            symlink("d", "e"),
+            file("d/a", 1),
+            dir("d"),
+            file("d/b", 2),
+        ]);
+        assert_eq!(paths(&tree), ["", "d", "d/b", "e", "e/a"]);
+        // A directory on the cached path replaced through a link: `a/b` is `..`, so `a/b/a`
+        // replaces `a`, which the cache holds as the first component of `a/b`.
+        let tree = same_with_and_without_cache(vec![
+            dir("a"),
+            symlink("a/b", ".."),
+            file("a/b/a", 1),
+            file("a/c", 2),
+            dir("x/y"),
+            symlink("x/y/z", "/x"),
+            dir("x/y/z/y"),
+            file("x/y/w", 3),
+        ]);
+        assert_eq!(paths(&tree), ["", "a", "x", "x/y", "x/y/w", "x/y/z"]);
+        // Through a file: `d/sub` replaced by a file, then written under.
+        let mut tree = Tree::new();
+        let mut first = tree.first_layer(0).unwrap();
+        first.apply(file("d/sub/x", 1)).unwrap();
+        first.apply(file("d/sub", 1)).unwrap();
+        let err = first.apply(file("d/sub/y", 1)).unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+
+    #[test]
+    fn the_parent_cache_forgets_a_whited_out_directory() {
+        let tree = same_with_and_without_cache(vec![
+            file("d/sub/x", 1),
+            file("d/sub/z", 1),
+            Change::Whiteout {
+                path: b"d/sub".to_vec(),
+            },
+            file("d/sub/y", 2),
+            Change::Whiteout {
+                path: b"d".to_vec(),
+            },
+            file("d/w", 3),
+        ]);
+        assert_eq!(paths(&tree), ["", "d", "d/w"]);
+        // Across layers, as runtimes apply them.
+        let mut tree = Tree::new();
+        tree.apply(0, vec![file("d/x", 1)]).unwrap();
+        tree.apply(
+            1,
+            vec![
+                Change::Whiteout {
+                    path: b"d".to_vec(),
+                },
+                file("d/y", 2),
+            ],
+        )
+        .unwrap();
+        assert_eq!(paths(&tree), ["", "d", "d/y"]);
+    }
+
+    #[test]
+    fn the_parent_cache_forgets_what_an_opaque_directory_hides() {
+        let tree = same_with_and_without_cache(vec![
+            file("d/sub/x", 1),
+            Change::Opaque { dir: b"d".to_vec() },
+            file("d/sub/y", 2),
+            file("d/z", 3),
+        ]);
+        assert_eq!(paths(&tree), ["", "d", "d/sub", "d/sub/y", "d/z"]);
+    }
+
+    #[test]
+    fn the_parent_cache_goes_down_and_back_up_and_through_links() {
+        let tree = same_with_and_without_cache(vec![
+            dir("usr"),
+            dir("usr/lib"),
+            file("usr/lib/a", 1),
+            dir("usr/lib/x"),
+            file("usr/lib/x/b", 1),
+            file("usr/lib/c", 1),
+            file("usr/libexec/d", 1),
+            symlink("lib", "usr/lib"),
+            file("lib/x/e", 1),
+            file("lib/f", 1),
+            symlink("usr/lib/up", "../.."),
+            file("usr/lib/up/usr/g", 1),
+            Change::Hardlink {
+                path: b"usr/lib/x/h".to_vec(),
+                target: b"usr/lib/a".to_vec(),
+                meta: EntryMeta::default(),
+            },
+            file("usr/lib/x/i", 1),
+        ]);
+        let listed = paths(&tree);
+        for expected in [
+            "usr/lib/x/e",
+            "usr/lib/f",
+            "usr/g",
+            "usr/lib/x/h",
+            "usr/lib/x/i",
+        ] {
+            assert!(
+                listed.contains(&expected.to_string()),
+                "{expected}: {listed:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_parent_cache_changes_nothing_on_random_layers() {
+        // A small xorshift: the same sequences on every run.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        const NAMES: [&str; 4] = ["a", "b", "c", ".."];
+        const TARGETS: [&str; 7] = ["a", "b/c", "..", "/a/b", "../c", ".", "/"];
+        for _ in 0..300 {
+            let mut steps = Vec::new();
+            for _ in 0..40 {
+                let depth = 1 + next(4);
+                let mut parts = Vec::new();
+                for level in 0..depth {
+                    // `..` never last: a name to add.
+                    let pick = NAMES[next(if level == depth - 1 { 3 } else { 4 })];
+                    parts.push(pick);
+                }
+                let path: &'static str = Box::leak(parts.join("/").into_boxed_str());
+                let step = match next(10) {
+                    0..=3 => file(path, 1 + next(5) as u64),
+                    4..=5 => dir(path),
+                    6 => symlink(path, TARGETS[next(TARGETS.len())]),
+                    7 => Change::Whiteout {
+                        path: path.as_bytes().to_vec(),
+                    },
+                    8 => Change::Opaque {
+                        dir: path.as_bytes().to_vec(),
+                    },
+                    _ => Change::Hardlink {
+                        path: path.as_bytes().to_vec(),
+                        target: parts[..parts.len() - 1].join("/").into_bytes(),
+                        meta: EntryMeta::default(),
+                    },
+                };
+                steps.push(step);
+            }
+            same_with_and_without_cache(steps);
+        }
     }
 }

@@ -9,7 +9,7 @@ use crate::digest::{HashingReader, Sha256Digest};
 use crate::error::WalkError;
 use crate::path;
 use crate::sparse;
-use crate::tarstream::{Counted, EntryBounds, StreamEnd};
+use crate::tarstream::{EntryBounds, ForwardSeek, StreamEnd, refused_seek};
 
 /// Bounds on what one layer may make us do; past them the layer is refused.
 #[derive(Debug, Clone, Copy)]
@@ -222,30 +222,23 @@ fn read_entries<R: Read, H: ContentHook>(
     limits: &Limits,
     sink: &mut dyn FnMut(Change<H::Fact>),
 ) -> Result<(), WalkError> {
-    let (counted, position) = Counted::new(&mut *tar_stream);
-    let mut archive = tar::Archive::new(counted);
+    let (reader, position) = ForwardSeek::new(&mut *tar_stream);
+    let mut archive = tar::Archive::new(reader);
     let mut bounds = EntryBounds::default();
-    let mut last_path = String::from("(start of the layer)");
+    // The raw name of the last entry (none at the start), made printable only for a message.
+    let mut last_raw: Option<Vec<u8>> = None;
+    let last_path = |last_raw: &Option<Vec<u8>>| match last_raw {
+        Some(raw) => path::for_message(raw),
+        None => String::from("(start of the layer)"),
+    };
     let mut count = 0u64;
     let mut declared_bytes = 0u64;
-    let entries = archive.entries().map_err(WalkError::Read)?;
-    for entry in entries {
-        let mut entry = match entry {
-            Ok(entry) => entry,
-            Err(source) => match bounds.judge(&source, position.get()) {
-                // Go's archive/tar ends here too: the image runs, so it is read.
-                StreamEnd::EndOfArchive => break,
-                StreamEnd::InsideData => return Err(WalkError::Truncated { path: last_path }),
-                StreamEnd::InsideHeader => {
-                    return Err(WalkError::TruncatedHeader { after: last_path });
-                }
-                StreamEnd::Other => {
-                    return Err(WalkError::Entry {
-                        path: format!("after {last_path}"),
-                        source: path::printable_error(source),
-                    });
-                }
-            },
+    let mut entries = archive.entries_with_seek().map_err(WalkError::Read)?;
+    let failed = loop {
+        let mut entry = match entries.next() {
+            None => break None,
+            Some(Ok(entry)) => entry,
+            Some(Err(source)) => break Some(source),
         };
         bounds.entered(entry.raw_file_position(), entry.size());
         count += 1;
@@ -259,13 +252,15 @@ fn read_entries<R: Read, H: ContentHook>(
         let sparse = sparse::pax_sparse(&records)
             .map_err(|r| WalkError::bad(&entry.path_bytes(), format!("PAX sparse records: {r}")))?;
         // A PAX sparse file's entry is named `GNUSparseFile.N/…`; its real name is a record.
-        let raw_path = match &sparse {
+        let raw_path = last_raw.get_or_insert_default();
+        raw_path.clear();
+        match &sparse {
             Some(sparse::PaxSparse {
                 name: Some(name), ..
-            }) => name.clone(),
-            _ => entry.path_bytes().into_owned(),
-        };
-        last_path = path::for_message(&raw_path);
+            }) => raw_path.extend_from_slice(name),
+            _ => raw_path.extend_from_slice(&entry.path_bytes()),
+        }
+        let raw_path: &[u8] = raw_path;
         let entry_type = entry.header().entry_type();
         if entry_type.is_pax_global_extensions() {
             continue;
@@ -277,13 +272,12 @@ fn read_entries<R: Read, H: ContentHook>(
                 limit: limits.max_tar_bytes,
             });
         }
-        let normalized = path::normalize(&raw_path).map_err(|r| WalkError::bad(&raw_path, r))?;
-        if let Some(change) = whiteout(&normalized).map_err(|r| WalkError::bad(&raw_path, r))? {
+        let normalized = path::normalize(raw_path).map_err(|r| WalkError::bad(raw_path, r))?;
+        if let Some(change) = whiteout(&normalized).map_err(|r| WalkError::bad(raw_path, r))? {
             sink(change);
             continue;
         }
-        let mut meta =
-            entry_meta(&mut entry, &records).map_err(|r| WalkError::bad(&raw_path, r))?;
+        let mut meta = entry_meta(&mut entry, &records).map_err(|r| WalkError::bad(raw_path, r))?;
         let kind = match entry_type {
             EntryType::Regular | EntryType::Continuous => FileKind::File,
             EntryType::Directory => FileKind::Dir,
@@ -294,9 +288,9 @@ fn read_entries<R: Read, H: ContentHook>(
             EntryType::Link => {
                 let target = entry
                     .link_name_bytes()
-                    .ok_or_else(|| WalkError::bad(&raw_path, "a hardlink without a target"))?;
+                    .ok_or_else(|| WalkError::bad(raw_path, "a hardlink without a target"))?;
                 let target = path::normalize(&target)
-                    .map_err(|r| WalkError::bad(&raw_path, format!("hardlink target: {r}")))?;
+                    .map_err(|r| WalkError::bad(raw_path, format!("hardlink target: {r}")))?;
                 meta.size = 0;
                 sink(Change::Hardlink {
                     path: normalized,
@@ -309,14 +303,14 @@ fn read_entries<R: Read, H: ContentHook>(
                 // Go's archive/tar reads it, but docker, containerd and umoci then stop at
                 // "unhandled tar header type 83": such a layer never runs.
                 return Err(WalkError::bad(
-                    &raw_path,
+                    raw_path,
                     "an old GNU sparse entry (type 'S'), which docker, containerd and podman \
                      refuse to unpack; rebuild the layer with PAX sparse files or without --sparse",
                 ));
             }
             other => {
                 return Err(WalkError::bad(
-                    &raw_path,
+                    raw_path,
                     format!(
                         "unsupported tar entry type {}",
                         path::printable(&[other.as_byte()])
@@ -326,7 +320,7 @@ fn read_entries<R: Read, H: ContentHook>(
         };
         if normalized.is_empty() && kind != FileKind::Dir {
             return Err(WalkError::bad(
-                &raw_path,
+                raw_path,
                 "the image root must be a directory",
             ));
         }
@@ -335,7 +329,7 @@ fn read_entries<R: Read, H: ContentHook>(
         match kind {
             FileKind::File => {
                 let read_error = |source| WalkError::Entry {
-                    path: last_path.clone(),
+                    path: path::for_message(raw_path),
                     source,
                 };
                 match sparse {
@@ -346,8 +340,7 @@ fn read_entries<R: Read, H: ContentHook>(
                             .map_err(read_error)?;
                     }
                     Some(sparse) => {
-                        let bad =
-                            |r: String| WalkError::bad(&raw_path, format!("sparse file: {r}"));
+                        let bad = |r: String| WalkError::bad(raw_path, format!("sparse file: {r}"));
                         let (map, map_bytes) = match sparse.map {
                             Some(map) => (map, 0),
                             None => sparse::read_map(&mut entry).map_err(bad)?,
@@ -369,16 +362,16 @@ fn read_entries<R: Read, H: ContentHook>(
                 let target = entry
                     .link_name_bytes()
                     .filter(|t| !t.is_empty())
-                    .ok_or_else(|| WalkError::bad(&raw_path, "a symlink without a target"))?;
+                    .ok_or_else(|| WalkError::bad(raw_path, "a symlink without a target"))?;
                 if target.len() > path::MAX_PATH {
-                    return Err(WalkError::bad(&raw_path, "the symlink target is too long"));
+                    return Err(WalkError::bad(raw_path, "the symlink target is too long"));
                 }
                 // A link that climbs out of the root is an attack on extractors, never
                 // something a real build produces.
                 let (dir, _) = path::split_last(&normalized);
                 path::normalize_from(dir, &target).map_err(|r| {
                     WalkError::bad(
-                        &raw_path,
+                        raw_path,
                         format!("symlink target `{}`: {r}", String::from_utf8_lossy(&target)),
                     )
                 })?;
@@ -398,8 +391,26 @@ fn read_entries<R: Read, H: ContentHook>(
             link,
             fact,
         });
+    };
+    let Some(mut source) = failed else {
+        return Ok(());
+    };
+    if refused_seek(&source) {
+        // The tar crate skips more than `i64::MAX` bytes by reading to the end of the stream,
+        // but refuses to seek that far: read it as it would have.
+        source = archive.into_inner().skip_to_end();
     }
-    Ok(())
+    let last_path = last_path(&last_raw);
+    match bounds.judge(&source, position.get()) {
+        // Go's archive/tar ends here too: the image runs, so it is read.
+        StreamEnd::EndOfArchive => Ok(()),
+        StreamEnd::InsideData => Err(WalkError::Truncated { path: last_path }),
+        StreamEnd::InsideHeader => Err(WalkError::TruncatedHeader { after: last_path }),
+        StreamEnd::Other => Err(WalkError::Entry {
+            path: format!("after {last_path}"),
+            source: path::printable_error(source),
+        }),
+    }
 }
 
 /// Recognises the OCI/AUFS whiteout names.
@@ -435,6 +446,27 @@ fn numeric(parsed: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
         Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
         other => other,
     }
+}
+
+/// A numeric header field in its usual form, octal digits between spaces up to the first NUL,
+/// read as the tar crate reads it (`None` for every other form, which it reads instead).
+fn plain_octal(field: &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    let mut digits = 0usize;
+    let mut ended = false;
+    for &byte in field {
+        match byte {
+            0 => break,
+            b' ' => ended = digits > 0,
+            // 21 octal digits always fit in a u64; header fields hold at most 12.
+            b'0'..=b'7' if !ended && digits < 21 => {
+                value = (value << 3) | u64::from(byte - b'0');
+                digits += 1;
+            }
+            _ => return None,
+        }
+    }
+    (digits > 0).then_some(value)
 }
 
 /// PAX records Go's `archive/tar` parses as numbers, refused as it refuses them (`ErrHeader`):
@@ -483,11 +515,24 @@ fn entry_meta<R: Read>(
     records: &[(Vec<u8>, Vec<u8>)],
 ) -> Result<EntryMeta, String> {
     let header = entry.header();
-    let mode = header.mode().map_err(|e| format!("bad mode field: {e}"))? & 0o7777;
     let old = header.as_old();
-    let uid = numeric(header.uid(), &old.uid).map_err(|e| format!("bad uid field: {e}"))?;
-    let gid = numeric(header.gid(), &old.gid).map_err(|e| format!("bad gid field: {e}"))?;
-    let mtime = header.mtime().unwrap_or(0);
+    // Plain octal fields are read here; the tar crate reads the rest (and words the errors).
+    let mode = match plain_octal(&old.mode) {
+        Some(mode) => mode as u32,
+        None => header.mode().map_err(|e| format!("bad mode field: {e}"))?,
+    } & 0o7777;
+    let uid = match plain_octal(&old.uid) {
+        Some(uid) => uid,
+        None => numeric(header.uid(), &old.uid).map_err(|e| format!("bad uid field: {e}"))?,
+    };
+    let gid = match plain_octal(&old.gid) {
+        Some(gid) => gid,
+        None => numeric(header.gid(), &old.gid).map_err(|e| format!("bad gid field: {e}"))?,
+    };
+    let mtime = match plain_octal(&old.mtime) {
+        Some(mtime) => mtime,
+        None => header.mtime().unwrap_or(0),
+    };
     let capability = records
         .iter()
         .find(|(key, _)| key.as_slice() == b"SCHILY.xattr.security.capability")
@@ -589,6 +634,56 @@ mod tests {
         ]);
         let walk = walk_layer(&tar[..], &NoContent, &Limits::default()).unwrap();
         assert_eq!(paths(&walk), ["d/(opaque)", "d/x", ".wh..wh.plnk/1", "d/y"]);
+    }
+
+    #[test]
+    fn plain_octal_fields_read_as_the_tar_crate_reads_them() {
+        let mut fields: Vec<Vec<u8>> = vec![
+            b"0000644\0".to_vec(),
+            b"   644 \0".to_vec(),
+            b"644\0\0\0\0\0".to_vec(),
+            b"00000001750\0".to_vec(),
+            b"7777777\0".to_vec(),
+            b"77777777777\0".to_vec(),
+            b"\0\0\0\0\0\0\0\0".to_vec(),
+            b"        ".to_vec(),
+            b" 6 4 \0".to_vec(),
+            b"0000648\0".to_vec(),
+            b"+000644\0".to_vec(),
+            b"\t000644\0".to_vec(),
+            b"000644\t\0".to_vec(),
+            b"0006\x0044x".to_vec(),
+            b"\x80\0\0\0\0\0\x01\x02".to_vec(),
+            b"\xff\xff\xff\xff\xff\xff\xff\xff".to_vec(),
+            b"12345678".to_vec(),
+            b"\xc3\xa9\0\0\0\0\0\0".to_vec(),
+        ];
+        for len in [8, 12] {
+            for field in fields.iter_mut() {
+                field.resize(len, 0);
+                let mut header = tar::Header::new_ustar();
+                header.as_old_mut().uid.copy_from_slice(&field[..8]);
+                header.as_old_mut().mode.copy_from_slice(&field[..8]);
+                if len == 12 {
+                    header.as_old_mut().mtime.copy_from_slice(field);
+                }
+                let ours = plain_octal(field);
+                let theirs = if len == 12 {
+                    header.mtime().ok()
+                } else {
+                    header.uid().ok()
+                };
+                if let Some(value) = ours {
+                    assert_eq!(Some(value), theirs, "{field:?}");
+                    if len == 8 {
+                        assert_eq!(header.mode().ok(), Some(value as u32), "{field:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(plain_octal(b"0000644\0"), Some(0o644));
+        assert_eq!(plain_octal(b"        "), None);
+        assert_eq!(plain_octal(b" 6 4 \0\0\0"), None);
     }
 
     #[test]
@@ -724,5 +819,81 @@ mod tests {
         let blob = gzip(&tar);
         let err = walk_layer(&blob[..blob.len() / 2], &NoContent, &Limits::default()).unwrap_err();
         assert!(err.to_string().contains("/big"), "{err}");
+    }
+
+    #[test]
+    fn an_entry_too_long_to_seek_past_reads_to_the_end_as_before() {
+        // A PAX global header that declares more than i64::MAX bytes: the tar crate will not
+        // seek that far, its skip read to the end of the stream, and so does the walk.
+        let mut tar = tar_of(&[("a", b"first")]);
+        tar.truncate(1024);
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(EntryType::XGlobalHeader);
+        header.set_path("pax_global_header").unwrap();
+        header.set_size((1 << 63) | 5);
+        header.set_cksum();
+        tar.extend_from_slice(header.as_bytes());
+        tar.extend_from_slice(b"9 a=bcd\n");
+        for blob in [tar.clone(), gzip(&tar)] {
+            let err = walk_layer(&blob[..], &NoContent, &Limits::default()).unwrap_err();
+            assert!(
+                matches!(&err, WalkError::Truncated { path } if path == "/pax_global_header"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_the_hook_leaves_is_hashed_and_skipped_over_any_length() {
+        struct Prefix;
+        impl ContentHook for Prefix {
+            type Fact = Vec<u8>;
+            fn inspect(
+                &self,
+                _: &[u8],
+                _: &EntryMeta,
+                content: &mut dyn Read,
+            ) -> io::Result<Option<Vec<u8>>> {
+                let mut head = vec![0u8; 3];
+                let n = content.read(&mut head)?;
+                head.truncate(n);
+                Ok(Some(head))
+            }
+        }
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let tar = tar_of(&[
+            ("a", &big),
+            ("b", b""),
+            ("c", &big[..70_000]),
+            ("d", b"xyz"),
+        ]);
+        for blob in [tar.clone(), gzip(&tar)] {
+            let walk = walk_layer(&blob[..], &Prefix, &Limits::default()).unwrap();
+            assert_eq!(walk.diff_id, Sha256Digest::of(&tar));
+            let heads: Vec<Option<Vec<u8>>> = walk
+                .changes
+                .into_iter()
+                .map(|c| match c {
+                    Change::Add { fact, .. } => fact,
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                heads,
+                [
+                    Some(vec![0, 1, 2]),
+                    Some(vec![]),
+                    Some(vec![0, 1, 2]),
+                    Some(b"xyz".to_vec())
+                ]
+            );
+        }
+        // Cut inside the data of `c`, which the hook leaves to the skip.
+        let err =
+            walk_layer(&tar[..200_000 + 2048 + 40_000], &Prefix, &Limits::default()).unwrap_err();
+        assert!(
+            matches!(&err, WalkError::Truncated { path } if path == "/c"),
+            "{err}"
+        );
     }
 }

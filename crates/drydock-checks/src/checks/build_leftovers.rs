@@ -7,7 +7,7 @@ use drydock_layers::{FileKind, path};
 use crate::{Check, Finding, ImageContext, Severity};
 
 /// Toolchains, SDKs and caches: (what, path prefix, or file name anywhere).
-const TOOLCHAIN_DIRS: &[(&str, &str)] = &[
+pub(crate) const TOOLCHAIN_DIRS: &[(&str, &str)] = &[
     ("the Go distribution", "/usr/local/go/"),
     ("the Go module cache", "/root/go/pkg/mod/"),
     ("the Go module cache", "/go/pkg/mod/"),
@@ -22,15 +22,15 @@ const TOOLCHAIN_DIRS: &[(&str, &str)] = &[
     ("apk's cache", "/var/cache/apk/"),
     ("GCC", "/usr/lib/gcc/"),
 ];
-const TOOLCHAIN_BINARIES: &[&str] = &[
+pub(crate) const TOOLCHAIN_BINARIES: &[&str] = &[
     "go", "gcc", "cc1", "cc1plus", "rustc", "cargo", "ld.bfd", "ld.gold",
 ];
 /// Caches found anywhere in the tree: (what, path component sequence).
-const TOOLCHAIN_ANYWHERE: &[(&str, &str)] =
+pub(crate) const TOOLCHAIN_ANYWHERE: &[(&str, &str)] =
     &[("the node_modules build cache", "/node_modules/.cache/")];
 const MEDIUM_BYTES: u64 = 100 << 20;
 /// Package directories whose sources and test data belong to the language runtime.
-const PACKAGE_DIRS: &[&str] = &[
+pub(crate) const PACKAGE_DIRS: &[&str] = &[
     "/usr/",
     "/lib/",
     "/etc/",
@@ -41,8 +41,8 @@ const PACKAGE_DIRS: &[&str] = &[
     "/root/.cargo/",
     "/root/.rustup/",
 ];
-const SOURCE_EXTENSIONS: &[&str] = &[".go", ".rs", ".c", ".cc", ".cpp", ".java", ".ts"];
-const SOURCE_NAMES: &[&str] = &[
+pub(crate) const SOURCE_EXTENSIONS: &[&str] = &[".go", ".rs", ".c", ".cc", ".cpp", ".java", ".ts"];
+pub(crate) const SOURCE_NAMES: &[&str] = &[
     "go.mod",
     "go.sum",
     "Cargo.toml",
@@ -51,6 +51,44 @@ const SOURCE_NAMES: &[&str] = &[
     "Makefile",
     "CMakeLists.txt",
 ];
+
+/// The toolchain or cache whose files are under `dir`, a directory path as shown with a final
+/// `/` (`/usr/local/go/src/`), as bytes. The rules are ASCII and end in `/`, so they match the
+/// raw bytes exactly when they match the lossily decoded path (a replacement character is
+/// never ASCII, and an ASCII byte always stays itself).
+pub(crate) fn toolchain_place(dir: &[u8]) -> Option<&'static str> {
+    TOOLCHAIN_DIRS
+        .iter()
+        .find(|(_, prefix)| dir.starts_with(prefix.as_bytes()))
+        .or_else(|| {
+            TOOLCHAIN_ANYWHERE.iter().find(|(_, part)| {
+                let part = part.as_bytes();
+                dir.windows(part.len())
+                    .any(|w| w[0] == part[0] && w == part)
+            })
+        })
+        .map(|(what, _)| *what)
+}
+
+/// Whether the entries under `dir` (as [`toolchain_place`] takes it) belong to a package
+/// directory, whose sources are the language runtime's.
+pub(crate) fn package_place(dir: &[u8]) -> bool {
+    PACKAGE_DIRS.iter().any(|d| dir.starts_with(d.as_bytes()))
+}
+
+/// A compiler's name, when it is an executable ELF file. Names are compared as bytes: an
+/// ASCII name matches only the same bytes, whatever the lossy decoding does to others.
+pub(crate) fn toolchain_binary(name: &[u8]) -> bool {
+    TOOLCHAIN_BINARIES.iter().any(|b| b.as_bytes() == name)
+}
+
+/// A source or build file's name.
+pub(crate) fn source_file(name: &[u8]) -> bool {
+    SOURCE_NAMES.iter().any(|n| n.as_bytes() == name)
+        || SOURCE_EXTENSIONS
+            .iter()
+            .any(|e| name.ends_with(e.as_bytes()))
+}
 
 fn human(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / 1_048_576.0)
@@ -75,32 +113,11 @@ impl Check for Toolchain {
     fn run(&self, cx: &ImageContext<'_>) -> Vec<Finding> {
         // what -> (bytes, first path, layer of the largest file)
         let mut found: BTreeMap<&str, (u64, String, usize, u64)> = BTreeMap::new();
-        for (raw, node) in cx.entries().iter().map(|(p, n)| (p.as_slice(), *n)) {
+        for (raw, node, what) in cx.toolchain_files() {
             let entry = cx.tree.entry(node);
-            if entry.kind != FileKind::File {
-                continue;
-            }
-            let shown = path::display(raw);
-            let name = shown.rsplit('/').next().unwrap_or("");
-            let what = TOOLCHAIN_DIRS
-                .iter()
-                .find(|(_, prefix)| shown.starts_with(prefix))
-                .or_else(|| {
-                    TOOLCHAIN_ANYWHERE
-                        .iter()
-                        .find(|(_, part)| shown.contains(part))
-                })
-                .map(|(what, _)| *what)
-                .or_else(|| {
-                    (TOOLCHAIN_BINARIES.contains(&name)
-                        && entry.fact.and_then(|f| f.elf()).is_some()
-                        && entry.meta.mode & 0o111 != 0)
-                        .then_some("compilers")
-                });
-            let Some(what) = what else { continue };
             let slot = found
                 .entry(what)
-                .or_insert((0, shown.clone(), entry.layer as usize, 0));
+                .or_insert_with(|| (0, path::display(raw), entry.layer as usize, 0));
             slot.0 += entry.meta.size;
             if entry.meta.size > slot.3 {
                 slot.2 = entry.layer as usize;
@@ -153,20 +170,11 @@ impl Check for Source {
 
     fn run(&self, cx: &ImageContext<'_>) -> Vec<Finding> {
         let mut by_dir: BTreeMap<String, (usize, u64, usize, Vec<String>)> = BTreeMap::new();
-        for (raw, node) in cx.entries().iter().map(|(p, n)| (p.as_slice(), *n)) {
+        // Source files and .git directories outside package directories, in tree order.
+        for (raw, node) in cx.source_entries() {
             let entry = cx.tree.entry(node);
             let shown = path::display(raw);
-            if PACKAGE_DIRS.iter().any(|d| shown.starts_with(d)) {
-                continue;
-            }
-            let name = shown.rsplit('/').next().unwrap_or("");
-            let is_git = entry.kind == FileKind::Dir && name == ".git";
-            let is_source = entry.kind == FileKind::File
-                && (SOURCE_NAMES.contains(&name)
-                    || SOURCE_EXTENSIONS.iter().any(|e| name.ends_with(e)));
-            if !(is_git || is_source) {
-                continue;
-            }
+            let is_git = entry.kind == FileKind::Dir;
             // Group by the top directory (/app, /src, /workspace).
             let top = shown
                 .split('/')

@@ -218,20 +218,20 @@ fn bundle_at<'a>(cx: &ImageContext<'a>, file: &str) -> Option<(NodeId, &'a CertB
     ))
 }
 
-/// The entries directly in `dir` (links in its path followed): (name, node of the entry).
+/// The entries directly in `dir` (links in its path followed): (name, node of the entry), in
+/// byte order of names. The root's are not listed: its real path is empty, and no entry's
+/// path starts with the `/` that would follow it.
 fn dir_entries(cx: &ImageContext<'_>, dir: &str) -> Vec<(String, NodeId)> {
-    let Ok(real) = cx.tree.canonical(dir.as_bytes()) else {
+    let Ok(real) = cx.tree.resolve(dir.as_bytes(), true) else {
         return Vec::new();
     };
-    let mut prefix = real;
-    prefix.push(b'/');
-    cx.entries()
-        .iter()
-        .filter_map(|(p, n)| {
-            let name = p.strip_prefix(prefix.as_slice())?;
-            (!name.is_empty() && !name.contains(&b'/'))
-                .then(|| (String::from_utf8_lossy(name).into_owned(), *n))
-        })
+    if real == cx.tree.root() {
+        return Vec::new();
+    }
+    cx.tree
+        .children(real)
+        .into_iter()
+        .map(|(name, node)| (String::from_utf8_lossy(name).into_owned(), node))
         .collect()
 }
 
@@ -628,6 +628,49 @@ mod tests {
         };
         let cx = ImageContext::new(tree, &config, "linux/amd64", &[]);
         CertsMissing.run(&cx).iter().map(|f| f.severity).collect()
+    }
+
+    #[test]
+    fn a_directory_lists_what_a_walk_of_every_entry_finds_in_it() {
+        let config = RuntimeConfig::default();
+        let mut listed = 0;
+        for seed in 1..=30_u64 {
+            let tree = crate::context::tests::random_tree(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+            let cx = ImageContext::new(&tree, &config, "linux/amd64", &[]);
+            for dir in [
+                "/",
+                "",
+                "usr",
+                "/usr/lib",
+                "usr/local/go",
+                "etc/../usr",
+                "app/src",
+                "lib",
+                "root/.cache",
+                "a",
+                "missing",
+                "app/main.go",
+            ] {
+                // As the listing did before: every entry under the real path and a `/`.
+                let walked: Vec<(String, NodeId)> = match tree.canonical(dir.as_bytes()) {
+                    Err(_) => Vec::new(),
+                    Ok(mut prefix) => {
+                        prefix.push(b'/');
+                        tree.entries()
+                            .into_iter()
+                            .filter_map(|(p, n)| {
+                                let name = p.strip_prefix(prefix.as_slice())?;
+                                (!name.is_empty() && !name.contains(&b'/'))
+                                    .then(|| (String::from_utf8_lossy(name).into_owned(), n))
+                            })
+                            .collect()
+                    }
+                };
+                assert_eq!(dir_entries(&cx, dir), walked, "seed {seed}, {dir}");
+                listed += walked.len();
+            }
+        }
+        assert!(listed > 100, "{listed}");
     }
 
     #[test]

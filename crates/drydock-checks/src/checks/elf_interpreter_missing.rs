@@ -23,13 +23,9 @@ enum ImageLibc {
 
 fn image_libc(cx: &ImageContext<'_>) -> ImageLibc {
     let mut libc = ImageLibc::None;
-    for (path, id) in cx.entries().iter().map(|(p, n)| (p.as_slice(), *n)) {
-        let name = path::split_last(path).1;
-        let is_musl = name.starts_with(b"ld-musl-");
-        let is_glibc = name == b"libc.so.6" || name.starts_with(b"ld-linux");
-        if cx.tree.entry(id).kind == FileKind::Dir || !(is_musl || is_glibc) {
-            continue;
-        }
+    // Every entry but a directory named like a C library or its loader, in tree order.
+    for (path, _) in cx.libc_entries() {
+        let is_musl = path::split_last(path).1.starts_with(b"ld-musl-");
         // A dangling link is no C library.
         let resolves = cx
             .tree
@@ -131,10 +127,10 @@ impl Check for InterpreterMissing {
     fn run(&self, cx: &ImageContext<'_>) -> Vec<Finding> {
         let mut findings = Vec::new();
         let mut libc = None;
-        for (path, id) in cx.entries().iter().map(|(p, n)| (p.as_slice(), *n)) {
+        for (path, id) in cx.elf_entries() {
             let entry = cx.tree.entry(id);
             // Only files the kernel would execute: a shared library's PT_INTERP is never used.
-            if entry.kind != FileKind::File || entry.meta.mode & 0o111 == 0 {
+            if entry.meta.mode & 0o111 == 0 {
                 continue;
             }
             let Some(elf) = entry.fact.and_then(|f| f.elf()) else {

@@ -4,7 +4,7 @@
 //! too long, past the end of the file or not NUL-terminated. `execve` returns `ENOEXEC` ("exec
 //! format error") or `EIO` ("input/output error"); the facts say which and why.
 
-use drydock_layers::{FileKind, path};
+use drydock_layers::path;
 
 use crate::{Check, Finding, ImageContext, Severity};
 
@@ -28,10 +28,10 @@ impl Check for Unloadable {
 
     fn run(&self, cx: &ImageContext<'_>) -> Vec<Finding> {
         let mut findings = Vec::new();
-        for (raw_path, id) in cx.entries().iter().map(|(p, n)| (p.as_slice(), *n)) {
+        for (raw_path, id) in cx.elf_entries() {
             let entry = cx.tree.entry(id);
             // Only what `execve` would be asked to run: a regular file with an execute bit.
-            if entry.kind != FileKind::File || entry.meta.mode & 0o111 == 0 {
+            if entry.meta.mode & 0o111 == 0 {
                 continue;
             }
             let Some(elf) = entry.fact.and_then(|f| f.elf()) else {

@@ -1,7 +1,7 @@
 //! `fs.setuid`: setuid and setgid programs and files with capabilities, which run with more
 //! privilege than the user who starts them.
 
-use drydock_layers::{FileKind, path};
+use drydock_layers::path;
 
 use crate::{Check, Finding, ImageContext, Severity};
 
@@ -23,11 +23,8 @@ impl Check for Setuid {
 
     fn run(&self, cx: &ImageContext<'_>) -> Vec<Finding> {
         let mut findings = Vec::new();
-        for (raw, node) in cx.entries().iter().map(|(p, n)| (p.as_slice(), *n)) {
+        for (raw, node) in cx.privileged_files() {
             let entry = cx.tree.entry(node);
-            if entry.kind != FileKind::File {
-                continue;
-            }
             let mode = entry.meta.mode;
             let setuid = mode & 0o4000 != 0;
             let setgid = mode & 0o2000 != 0 && mode & 0o010 != 0;

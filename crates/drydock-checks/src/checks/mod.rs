@@ -1,6 +1,6 @@
 //! The catalogue. One module per check; the order here is the order of `drydock checks`.
 
-mod build_leftovers;
+pub(crate) mod build_leftovers;
 mod certs;
 mod elf_interpreter_missing;
 mod elf_library_missing;
