@@ -18,6 +18,9 @@ use crate::registry::LoopbackRegistry;
 
 const RUNS: usize = 3;
 
+/// The form of a docker-archive compressed whole, as a table cell.
+const GZIPPED_ARCHIVE: &str = "docker-archive, gzip'd whole (`docker save \\| gzip`)";
+
 /// A timed command: median wall seconds and peak RSS (MiB) of `RUNS` runs after a warm-up.
 #[derive(Debug, Clone)]
 struct Timing {
@@ -263,7 +266,7 @@ pub fn speed(root: &Path) -> anyhow::Result<()> {
     let docker_gz_s = docker_gz.display().to_string();
     let xtask = std::env::current_exe()?.display().to_string();
     add(
-        "docker-archive, gzip'd whole (`docker save \\| gzip`)",
+        GZIPPED_ARCHIVE,
         "inflate once (igzip -dc)",
         vec![
             "bash".into(),
@@ -273,17 +276,12 @@ pub fn speed(root: &Path) -> anyhow::Result<()> {
         &nothing,
     )?;
     add(
-        "docker-archive, gzip'd whole (`docker save \\| gzip`)",
+        GZIPPED_ARCHIVE,
         "inflate once (drydock's decoder, flate2 + zlib-rs)",
         vec![xtask, "inflate".into(), docker_gz_s.clone()],
         &nothing,
     )?;
-    add(
-        "docker-archive, gzip'd whole (`docker save \\| gzip`)",
-        "drydock",
-        scan(&docker_gz_s),
-        &nothing,
-    )?;
+    add(GZIPPED_ARCHIVE, "drydock", scan(&docker_gz_s), &nothing)?;
 
     let mut registry_cold = scan(&reference);
     registry_cold.extend(["--source", "registry", "--cache-dir"].map(str::to_owned));
@@ -387,28 +385,16 @@ fn render(rows: &[Row], machine: &str, cores: usize, image: &Path) -> anyhow::Re
         find(rows, "docker-archive", "limit"),
     );
     let gz_inflate = ratio(
+        find(rows, GZIPPED_ARCHIVE, "drydock"),
         find(
             rows,
-            "docker-archive, gzip'd whole (`docker save \\| gzip`)",
-            "drydock",
-        ),
-        find(
-            rows,
-            "docker-archive, gzip'd whole (`docker save \\| gzip`)",
+            GZIPPED_ARCHIVE,
             "inflate once (drydock's decoder, flate2 + zlib-rs)",
         ),
     );
     let gz_igzip = ratio(
-        find(
-            rows,
-            "docker-archive, gzip'd whole (`docker save \\| gzip`)",
-            "drydock",
-        ),
-        find(
-            rows,
-            "docker-archive, gzip'd whole (`docker save \\| gzip`)",
-            "inflate once (igzip -dc)",
-        ),
+        find(rows, GZIPPED_ARCHIVE, "drydock"),
+        find(rows, GZIPPED_ARCHIVE, "inflate once (igzip -dc)"),
     );
     let docker_dive = ratio(
         find(rows, "docker-archive", "drydock"),

@@ -1310,22 +1310,6 @@ mod tests {
                 file("bin/c", 4),
             ]
         };
-        let describe = |tree: &Tree<&'static str>| -> Vec<String> {
-            tree.entries()
-                .into_iter()
-                .map(|(p, id)| {
-                    let e = tree.entry(id);
-                    format!(
-                        "{} {:?} {:?} {} {}",
-                        String::from_utf8_lossy(&p),
-                        e.kind,
-                        e.meta,
-                        e.nlink,
-                        e.layer
-                    )
-                })
-                .collect()
-        };
         let mut listed = Tree::new();
         listed.apply(0, layer()).unwrap();
         let mut buffered = Tree::new();
@@ -1374,28 +1358,7 @@ mod tests {
             tree.stats_for(0);
         }
         for (i, step) in steps.into_iter().enumerate() {
-            let copy = match &step {
-                Change::Add {
-                    path,
-                    kind,
-                    meta,
-                    link,
-                    fact,
-                } => Change::Add {
-                    path: path.clone(),
-                    kind: *kind,
-                    meta: meta.clone(),
-                    link: link.clone(),
-                    fact: *fact,
-                },
-                Change::Hardlink { path, target, meta } => Change::Hardlink {
-                    path: path.clone(),
-                    target: target.clone(),
-                    meta: meta.clone(),
-                },
-                Change::Whiteout { path } => Change::Whiteout { path: path.clone() },
-                Change::Opaque { dir } => Change::Opaque { dir: dir.clone() },
-            };
+            let copy = step.clone();
             cached.hide(&step);
             plain.hide(&copy);
             let a = cached.add_change(0, step).map_err(|e| e.to_string());

@@ -76,7 +76,7 @@ pub struct EntryMeta {
 }
 
 /// One thing a layer does to the filesystem below it, in tar order.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Change<F> {
     /// `.wh.NAME`: `path` disappears from the layers below.
     Whiteout { path: Vec<u8> },
