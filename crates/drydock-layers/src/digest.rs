@@ -1,7 +1,10 @@
 use std::fmt;
 use std::io::{self, Read};
+use std::sync::OnceLock;
 
 use sha2::{Digest as _, Sha256};
+
+use crate::offload::Offload;
 
 /// A sha256 digest, displayed as `sha256:<hex>` like OCI descriptors.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,21 +38,54 @@ impl fmt::Debug for Sha256Digest {
     }
 }
 
+/// Bytes hashed on the reader's own thread before [`HashingReader::on_a_helper_thread`] moves
+/// the hashing off it: a small stream is not worth a thread.
+const OFFLOAD_AFTER: u64 = 4 << 20;
+
 /// A reader that hashes and counts every byte that passes through it.
 #[derive(Debug)]
 pub struct HashingReader<R> {
     inner: R,
     /// `None` when another reader already hashes the same bytes.
-    hasher: Option<Sha256>,
+    hasher: Option<StreamHasher>,
+    /// Move the hashing to a helper thread once the stream is long.
+    offload: bool,
     count: u64,
     limit: u64,
+}
+
+/// Where the sha256 of a stream is computed.
+#[derive(Debug)]
+enum StreamHasher {
+    Here(Sha256),
+    Helper(Offload<Sha256>),
+}
+
+impl StreamHasher {
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Here(hasher) => hasher.update(bytes),
+            Self::Helper(helper) => helper.feed(bytes),
+        }
+    }
+
+    fn finish(self) -> io::Result<Sha256Digest> {
+        let hasher = match self {
+            Self::Here(hasher) => hasher,
+            Self::Helper(helper) => helper.finish().ok_or_else(|| {
+                io::Error::other("the sha256 thread stopped before the stream's end")
+            })?,
+        };
+        Ok(Sha256Digest(hasher.finalize().into()))
+    }
 }
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
         Self {
             inner,
-            hasher: Some(Sha256::new()),
+            hasher: Some(StreamHasher::Here(Sha256::new())),
+            offload: false,
             count: 0,
             limit: u64::MAX,
         }
@@ -71,6 +107,14 @@ impl<R: Read> HashingReader<R> {
         self
     }
 
+    /// Hashes on a helper thread once the stream is past a few megabytes (and the machine has
+    /// a core to spare), so that the reader's thread decompresses and walks while another core
+    /// hashes. The digest is the same either way.
+    pub fn on_a_helper_thread(mut self) -> Self {
+        self.offload = spare_core();
+        self
+    }
+
     /// Bytes read so far.
     pub fn count(&self) -> u64 {
         self.count
@@ -80,11 +124,15 @@ impl<R: Read> HashingReader<R> {
     /// the byte count.
     pub fn finish(mut self) -> io::Result<(Option<Sha256Digest>, u64)> {
         io::copy(&mut self, &mut io::sink())?;
-        Ok((
-            self.hasher.map(|h| Sha256Digest(h.finalize().into())),
-            self.count,
-        ))
+        let digest = self.hasher.map(StreamHasher::finish).transpose()?;
+        Ok((digest, self.count))
     }
+}
+
+/// Whether this process may use more than one core.
+fn spare_core() -> bool {
+    static SPARE: OnceLock<bool> = OnceLock::new();
+    *SPARE.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
 }
 
 impl<R: Read> Read for HashingReader<R> {
@@ -100,6 +148,86 @@ impl<R: Read> Read for HashingReader<R> {
                 "the stream is larger than its limit",
             ));
         }
+        if self.offload
+            && self.count > OFFLOAD_AFTER
+            && let Some(StreamHasher::Here(_)) = &self.hasher
+        {
+            self.offload = false;
+            if let Some(StreamHasher::Here(state)) = self.hasher.take() {
+                // The state is cloned so that it survives a thread that cannot be made.
+                let helper = Offload::spawn("drydock-sha256", state.clone(), |hasher, bytes| {
+                    hasher.update(bytes)
+                });
+                self.hasher = Some(match helper {
+                    Ok(helper) => StreamHasher::Helper(helper),
+                    Err(_) => StreamHasher::Here(state),
+                });
+            }
+        }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::offload::CHUNK;
+
+    /// Bytes that are not all alike, so a lost or reordered chunk changes the digest.
+    fn stream(len: usize) -> Vec<u8> {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    }
+
+    /// Reads in uneven pieces, as a decoder does.
+    struct Uneven<'a>(&'a [u8], usize);
+
+    impl Read for Uneven<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.1 = self.1 * 7 % 100_003 + 1;
+            let n = buf.len().min(self.0.len()).min(self.1);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_digest_is_the_same_on_a_helper_thread() {
+        let offload_after = usize::try_from(OFFLOAD_AFTER).unwrap();
+        for len in [
+            0,
+            1,
+            offload_after,
+            offload_after + 1,
+            offload_after + 3 * CHUNK + 17,
+        ] {
+            let bytes = stream(len);
+            let expected = Sha256Digest::of(&bytes);
+            let (digest, count) = HashingReader::new(Uneven(&bytes, 1))
+                .on_a_helper_thread()
+                .finish()
+                .unwrap();
+            assert_eq!(digest, Some(expected), "{len} bytes");
+            assert_eq!(count, len as u64);
+        }
+    }
+
+    #[test]
+    fn a_long_stream_is_hashed_by_the_helper() {
+        let bytes = stream(usize::try_from(OFFLOAD_AFTER).unwrap() + 5 * CHUNK);
+        let mut reader = HashingReader::new(&bytes[..]);
+        reader.offload = true;
+        io::copy(&mut reader, &mut io::sink()).unwrap();
+        assert!(matches!(reader.hasher, Some(StreamHasher::Helper(_))));
+        let (digest, _) = reader.finish().unwrap();
+        assert_eq!(digest, Some(Sha256Digest::of(&bytes)));
     }
 }

@@ -157,7 +157,7 @@ pub fn walk_layer_within<R: Read, H: ContentHook>(
     budget: &Arc<ExpansionBudget>,
 ) -> Result<LayerWalk<H::Fact>, WalkError> {
     let mut changes = Vec::new();
-    let mut walk = walk_layer_into(blob, hook, limits, budget, &mut |c| changes.push(c))?;
+    let mut walk = walk_stream(blob, hook, limits, budget, false, &mut |c| changes.push(c))?;
     walk.changes = changes;
     Ok(walk)
 }
@@ -165,6 +165,11 @@ pub fn walk_layer_within<R: Read, H: ContentHook>(
 /// [`walk_layer_within`] that hands each change to `sink` in tar order as the walk reaches it,
 /// instead of collecting them: the caller applies or stores them as they come, and the
 /// returned [`LayerWalk`] has no changes. On an error, `sink` has seen the changes before it.
+///
+/// A long layer's two digests (the blob's and the tar's) are computed on helper threads, fed
+/// copies of the bytes through bounded queues, so that this thread only reads, decompresses
+/// and walks. [`walk_layer_within`] hashes on the caller's thread: it is the plain path the
+/// differential test compares this one with.
 pub fn walk_layer_into<R: Read, H: ContentHook>(
     blob: R,
     hook: &H,
@@ -172,10 +177,27 @@ pub fn walk_layer_into<R: Read, H: ContentHook>(
     budget: &Arc<ExpansionBudget>,
     sink: &mut dyn FnMut(Change<H::Fact>),
 ) -> Result<LayerWalk<H::Fact>, WalkError> {
+    walk_stream(blob, hook, limits, budget, true, sink)
+}
+
+fn walk_stream<R: Read, H: ContentHook>(
+    blob: R,
+    hook: &H,
+    limits: &Limits,
+    budget: &Arc<ExpansionBudget>,
+    hash_on_helpers: bool,
+    sink: &mut dyn FnMut(Change<H::Fact>),
+) -> Result<LayerWalk<H::Fact>, WalkError> {
     let mut raw = HashingReader::new(CompressedSide::new(blob, Arc::clone(budget)));
+    if hash_on_helpers {
+        raw = raw.on_a_helper_thread();
+    }
     let (compression, decoded) = decoder(&mut raw).map_err(WalkError::Read)?;
     let decoded = ExpandedSide::new(decoded, Arc::clone(budget));
     let mut tar_stream = HashingReader::with_limit(decoded, limits.max_tar_bytes);
+    if hash_on_helpers {
+        tar_stream = tar_stream.on_a_helper_thread();
+    }
     if compression == Compression::None {
         // The tar is the blob: one sha256 gives both the blob digest and the diff id.
         tar_stream = tar_stream.without_hashing();
@@ -595,6 +617,59 @@ mod tests {
         assert_eq!(walk.diff_id, Sha256Digest::of(&tar));
         assert_eq!(walk.tar_size, tar.len() as u64);
         assert_eq!(paths(&walk), ["a", "b/c"]);
+    }
+
+    #[test]
+    fn hashing_on_helper_threads_gives_the_same_walk() {
+        // Past the few megabytes after which both digests move to helper threads, in every
+        // compression; random bytes so that gzip cannot make the blob small.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..6 << 20)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let tar = tar_of(&[
+            ("big", &noise),
+            ("small", b"x"),
+            ("dir/more", &noise[..99_999]),
+        ]);
+        let blobs = [
+            tar.clone(),
+            gzip(&tar),
+            zstd::encode_all(&tar[..], 1).unwrap(),
+        ];
+        for blob in blobs {
+            let plain = walk_layer(&blob[..], &NoContent, &Limits::default()).unwrap();
+            let mut streamed = Vec::new();
+            let limits = Limits::default();
+            let helped =
+                walk_layer_into(&blob[..], &NoContent, &limits, &limits.budget(), &mut |c| {
+                    streamed.push(c)
+                })
+                .unwrap();
+            assert_eq!(helped.blob_digest, Sha256Digest::of(&blob));
+            assert_eq!(helped.diff_id, Sha256Digest::of(&tar));
+            assert_eq!(helped.blob_digest, plain.blob_digest);
+            assert_eq!(helped.diff_id, plain.diff_id);
+            assert_eq!(
+                (helped.blob_size, helped.tar_size),
+                (plain.blob_size, plain.tar_size)
+            );
+            let helped = LayerWalk {
+                changes: streamed,
+                ..helped
+            };
+            assert_eq!(paths(&helped), paths(&plain));
+        }
+        // A truncated long layer is still refused, with its helpers ended.
+        let blob = gzip(&tar);
+        let limits = Limits::default();
+        let cut = &blob[..blob.len() - 1000];
+        assert!(walk_layer_into(cut, &NoContent, &limits, &limits.budget(), &mut |_| {}).is_err());
     }
 
     #[test]

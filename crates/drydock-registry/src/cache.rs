@@ -7,6 +7,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use drydock_layers::Offload;
 use sha2::{Digest as _, Sha256};
 
 /// A directory of verified blobs, `blobs/sha256/<hex>`.
@@ -116,13 +117,51 @@ impl Drop for CacheWriter {
     }
 }
 
+/// Bytes hashed and written on the reader's thread before the rest moves to a helper thread.
+const OFFLOAD_AFTER: u64 = 4 << 20;
+
+/// The cache copy of a download and the sha256 that decides whether it is kept.
+#[derive(Debug)]
+struct Copy {
+    hasher: Sha256,
+    writer: CacheWriter,
+    /// Set by the first failed write: the copy is then abandoned.
+    failed: bool,
+}
+
+impl Copy {
+    fn take(&mut self, bytes: &[u8]) {
+        if !self.failed {
+            self.hasher.update(bytes);
+            self.failed = self.writer.file.write_all(bytes).is_err();
+        }
+    }
+
+    fn commit_if(mut self, expected: &str) {
+        let digest: [u8; 32] = self.hasher.finalize().into();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        if !self.failed && format!("sha256:{hex}") == expected {
+            self.writer.commit();
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Copying {
+    Here(Copy),
+    /// A long download is hashed and written on a helper thread, so that the reader's thread
+    /// inflates and walks while another core does the rest: the cache is written from the
+    /// very bytes the walk reads, at no cost to it.
+    Helper(Offload<Copy>),
+}
+
 /// Tees a download into the cache, committing it only when the stream ends with the expected
 /// digest. A cache write failure drops the cache copy, never the scan.
 #[derive(Debug)]
 pub struct CachingReader<R> {
     inner: R,
-    writer: Option<CacheWriter>,
-    hasher: Sha256,
+    copy: Option<Copying>,
+    read: u64,
     expected: String,
 }
 
@@ -130,9 +169,32 @@ impl<R: Read> CachingReader<R> {
     pub fn new(inner: R, writer: Option<CacheWriter>, expected: &str) -> Self {
         Self {
             inner,
-            writer,
-            hasher: Sha256::new(),
+            copy: writer.map(|writer| {
+                Copying::Here(Copy {
+                    hasher: Sha256::new(),
+                    writer,
+                    failed: false,
+                })
+            }),
+            read: 0,
             expected: expected.into(),
+        }
+    }
+
+    /// Moves the copy to a helper thread once the download is long (and a core is spare).
+    fn offload_if_long(&mut self) {
+        if self.read <= OFFLOAD_AFTER || !matches!(self.copy, Some(Copying::Here(_))) {
+            return;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores < 2 {
+            return;
+        }
+        if let Some(Copying::Here(copy)) = self.copy.take() {
+            // A copy whose thread cannot be made is dropped (its temporary file removed).
+            self.copy = Offload::spawn("drydock-cache-copy", copy, Copy::take)
+                .ok()
+                .map(Copying::Helper);
         }
     }
 }
@@ -140,21 +202,24 @@ impl<R: Read> CachingReader<R> {
 impl<R: Read> Read for CachingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if let Some(writer) = &mut self.writer {
-            if n == 0 {
-                let digest: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
-                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-                if format!("sha256:{hex}") == self.expected {
-                    writer.commit();
-                }
-                self.writer = None;
-            } else {
-                self.hasher.update(&buf[..n]);
-                if writer.file.write_all(&buf[..n]).is_err() {
-                    self.writer = None;
-                }
+        if n == 0 {
+            let copy = match self.copy.take() {
+                Some(Copying::Here(copy)) => Some(copy),
+                Some(Copying::Helper(helper)) => helper.finish(),
+                None => None,
+            };
+            if let Some(copy) = copy {
+                copy.commit_if(&self.expected);
             }
+            return Ok(0);
         }
+        self.read += n as u64;
+        match &mut self.copy {
+            Some(Copying::Here(copy)) => copy.take(&buf[..n]),
+            Some(Copying::Helper(helper)) => helper.feed(&buf[..n]),
+            None => {}
+        }
+        self.offload_if_long();
         Ok(n)
     }
 }
@@ -182,6 +247,43 @@ mod tests {
             .unwrap()
             .collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn a_long_download_is_copied_on_a_helper_thread_and_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let long: Vec<u8> = (0..OFFLOAD_AFTER + (3 << 20) + 11)
+            .map(|i| (i * 31 % 253) as u8)
+            .collect();
+        let digest = crate::client::sha256_digest(&long);
+        let mut reader = CachingReader::new(&long[..], cache.writer(&digest), &digest);
+        let mut read = Vec::new();
+        reader.read_to_end(&mut read).unwrap();
+        assert_eq!(read, long);
+        let mut cached = Vec::new();
+        cache
+            .get(&digest)
+            .unwrap()
+            .read_to_end(&mut cached)
+            .unwrap();
+        assert_eq!(cached, long);
+        // The same bytes under a digest they do not have are not kept.
+        let wrong = crate::client::sha256_digest(b"other");
+        let mut reader = CachingReader::new(&long[..], cache.writer(&wrong), &wrong);
+        io::copy(&mut reader, &mut io::sink()).unwrap();
+        assert!(cache.get(&wrong).is_none());
+        // A long download abandoned near its end leaves no file behind.
+        let other: Vec<u8> = long.iter().map(|b| b ^ 1).collect();
+        let other_digest = crate::client::sha256_digest(&other);
+        let mut reader = CachingReader::new(&other[..], cache.writer(&other_digest), &other_digest);
+        let mut most = vec![0; other.len() - 1000];
+        reader.read_exact(&mut most).unwrap();
+        drop(reader);
+        let names = fs::read_dir(dir.path().join("blobs/sha256"))
+            .unwrap()
+            .count();
+        assert_eq!(names, 1, "only the verified blob is left");
     }
 
     #[test]
