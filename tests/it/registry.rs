@@ -415,6 +415,55 @@ fn faults_are_survived_or_named() {
 }
 
 #[test]
+fn every_layer_downloads_at_once_into_the_cache() {
+    let registry = Registry::start(Auth::Anonymous, false);
+    let reference = registry.push(&oci("layers-edge/oci", "latest"), "ahead/app:1", &[]);
+    let proxy = Proxy::start(registry.port);
+    // A slow link: each blob answer starts 400 ms late, so downloads that overlap are seen.
+    proxy.add(Fault::SlowBlobs(std::time::Duration::from_millis(400)));
+    let through = reference.replace(&registry.host(), &proxy.host());
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    // Two walkers for three layers: the third is fetched ahead, not left waiting for one.
+    let walkers = [("RAYON_NUM_THREADS", "2")];
+    let (output, _home) = scan(&[&through, "--cache-dir", cache_dir], &walkers, None);
+    let (_, local) = scan_json(&[&fixture("layers-edge/oci")]);
+    assert_eq!(essence(&report(&output)), essence(&local));
+    assert_eq!(
+        proxy.most_blobs_at_once(),
+        3,
+        "the three layers were downloading at once"
+    );
+    // Each blob was downloaded once (the walker of the fetched layer read the cache's copy as
+    // it arrived), and the cache holds every one of them, verified.
+    let downloads = proxy.blob_gets();
+    assert_eq!(downloads, 4, "the config and three layers, once each");
+    let blobs = cache.path().join("blobs/sha256");
+    for entry in std::fs::read_dir(&blobs).unwrap().flatten() {
+        let name = entry.file_name().into_string().unwrap();
+        assert!(
+            !name.starts_with(".tmp"),
+            "a temporary file was left: {name}"
+        );
+        let bytes = std::fs::read(entry.path()).unwrap();
+        let digest: String = <sha2::Sha256 as sha2::Digest>::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(digest, name, "a cached blob matches its name");
+    }
+    assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 4);
+    // Read again without the facts cache: every layer comes from the blob cache.
+    let (again, _home) = scan(
+        &[&through, "--cache-dir", cache_dir, "--no-facts-cache"],
+        &walkers,
+        None,
+    );
+    assert_eq!(essence(&report(&again)), essence(&local));
+    assert_eq!(proxy.blob_gets(), downloads);
+}
+
+#[test]
 fn the_blob_cache_saves_the_second_download() {
     let registry = Registry::start(Auth::Anonymous, false);
     let reference = registry.push(&oci("static-go/oci", "latest"), "cached/app:1", &[]);

@@ -438,6 +438,9 @@ pub enum Fault {
     CorruptBlobs,
     /// Redirect every blob request to the "storage" listener on another port.
     RedirectBlobs,
+    /// Hold every blob answer this long before it starts (a slow link), so that downloads
+    /// that overlap are seen to.
+    SlowBlobs(std::time::Duration),
 }
 
 /// A fault-injecting HTTP proxy in front of the registry, and a second listener standing for
@@ -450,6 +453,8 @@ pub struct Proxy {
     /// Authorization headers that reached the storage listener (must stay empty).
     pub leaked: Arc<Mutex<Vec<String>>>,
     pub storage_requests: Arc<Mutex<usize>>,
+    /// Blob GETs in progress now, and the most there were at once.
+    blobs_at_once: Arc<Mutex<(usize, usize)>>,
 }
 
 fn forward(
@@ -486,6 +491,15 @@ fn split_response(response: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (response[..end].to_vec(), response[end..].to_vec())
 }
 
+/// One blob GET in progress, uncounted when its answer is written.
+struct Counted(Arc<Mutex<(usize, usize)>>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().0 -= 1;
+    }
+}
+
 impl Proxy {
     pub fn start(registry_port: u16) -> Self {
         let faults: Arc<Mutex<Vec<Fault>>> = Arc::new(Mutex::new(Vec::new()));
@@ -519,11 +533,12 @@ impl Proxy {
         }
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
+        let blobs_at_once = Arc::new(Mutex::new((0, 0)));
         {
-            let (faults, seen) = (faults.clone(), seen.clone());
+            let (faults, seen, at_once) = (faults.clone(), seen.clone(), blobs_at_once.clone());
             thread::spawn(move || {
                 for stream in listener.incoming().flatten() {
-                    let (faults, seen) = (faults.clone(), seen.clone());
+                    let (faults, seen, at_once) = (faults.clone(), seen.clone(), at_once.clone());
                     thread::spawn(move || {
                         let mut reader = BufReader::new(stream.try_clone().unwrap());
                         let Some((method, target, headers, _)) = read_request(&mut reader) else {
@@ -537,6 +552,19 @@ impl Proxy {
                         ));
                         let is_blob = target.contains("/blobs/sha256:");
                         let is_manifest = target.contains("/manifests/");
+                        let _counted = (is_blob && method == "GET").then(|| {
+                            let mut counts = at_once.lock().unwrap();
+                            counts.0 += 1;
+                            counts.1 = counts.1.max(counts.0);
+                            Counted(at_once.clone())
+                        });
+                        let slow = faults.lock().unwrap().iter().find_map(|f| match f {
+                            Fault::SlowBlobs(delay) if is_blob => Some(*delay),
+                            _ => None,
+                        });
+                        if let Some(delay) = slow {
+                            thread::sleep(delay);
+                        }
                         let fault = {
                             let mut faults = faults.lock().unwrap();
                             let index = faults.iter().position(|f| match f {
@@ -544,6 +572,7 @@ impl Proxy {
                                     is_blob && method == "GET"
                                 }
                                 Fault::Unavailable | Fault::TooMany => is_manifest,
+                                Fault::SlowBlobs(_) => false,
                             });
                             match index.map(|i| faults[i].clone()) {
                                 // Kept until a blob long enough to cut comes by.
@@ -609,7 +638,7 @@ impl Proxy {
                                 let _ = stream.write_all(&head);
                                 let _ = stream.write_all(&body);
                             }
-                            None => {
+                            Some(Fault::SlowBlobs(_)) | None => {
                                 let response =
                                     forward(registry_port, &method, &target, &headers, None);
                                 let _ = stream.write_all(&response);
@@ -625,7 +654,13 @@ impl Proxy {
             seen,
             leaked,
             storage_requests,
+            blobs_at_once,
         }
+    }
+
+    /// The most blob GETs that were in progress at once.
+    pub fn most_blobs_at_once(&self) -> usize {
+        self.blobs_at_once.lock().unwrap().1
     }
 
     pub fn host(&self) -> String {

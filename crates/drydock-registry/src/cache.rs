@@ -102,7 +102,16 @@ pub struct CacheWriter {
 }
 
 impl CacheWriter {
-    fn commit(&mut self) {
+    /// Where the bytes are written until they are committed.
+    pub(crate) fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
+    pub(crate) fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)
+    }
+
+    pub(crate) fn commit(&mut self) {
         if self.file.flush().is_ok() && fs::rename(&self.temp, &self.target).is_ok() {
             self.done = true;
         }

@@ -12,6 +12,7 @@
 //! never talk to a network unless asked to scan a reference or attach to one, never push
 //! unless asked to attach, and never remove a referrer that is not an older one of its own slot.
 
+mod ahead;
 mod auth;
 mod cache;
 mod client;

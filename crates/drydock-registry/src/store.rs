@@ -1,13 +1,15 @@
 //! A registry seen as a [`BlobStore`], so that the same resolution (indexes, platforms,
 //! attestations, verification) and the same parallel layer walk serve registries and archives.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 use drydock_source::{BlobStore, SourceError};
 
+use crate::ahead::{Download, Following};
 use crate::cache::{BlobCache, CachingReader};
 use crate::client::{ClientOptions, RegistryClient};
 use crate::error::RegistryError;
@@ -25,6 +27,15 @@ pub struct RemoteStore {
     /// Digests known to be manifests (fetched from `manifests/`, not `blobs/`).
     manifests: Mutex<HashSet<String>>,
     cache: Option<BlobCache>,
+    ahead: Mutex<Ahead>,
+}
+
+/// Blobs on their way: fetched ahead into the cache, or streamed to a walker.
+#[derive(Debug, Default)]
+struct Ahead {
+    /// Kept for the whole scan, so that a blob is never fetched twice.
+    downloads: HashMap<String, Arc<Download>>,
+    streaming: HashSet<String>,
 }
 
 fn digest_of_member(name: &str) -> Option<String> {
@@ -94,6 +105,7 @@ impl RemoteStore {
             index_json,
             manifests,
             cache,
+            ahead: Mutex::default(),
         })
     }
 
@@ -143,6 +155,19 @@ impl BlobStore for RemoteStore {
         if let Some(file) = self.cache.as_ref().and_then(|c| c.get(&digest)) {
             return Ok(Box::new(file));
         }
+        {
+            let mut ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
+            match ahead.downloads.get(&digest) {
+                // A fetch that failed is tried again by this stream, with its own resumes.
+                Some(download) if !download.failed() => {
+                    log::debug!("{digest}: read as it is fetched ahead");
+                    return Ok(Box::new(Following::new(Arc::clone(download))));
+                }
+                _ => {
+                    ahead.streaming.insert(digest.clone());
+                }
+            }
+        }
         let stream = self.client.blob(&digest)?;
         let writer = self.cache.as_ref().and_then(|c| c.writer(&digest));
         Ok(Box::new(CachingReader::new(stream, writer, &digest)))
@@ -154,5 +179,38 @@ impl BlobStore for RemoteStore {
 
     fn origin(&self) -> &Path {
         &self.origin
+    }
+
+    fn fetches_ahead(&self) -> bool {
+        self.cache.is_some()
+    }
+
+    fn fetch_ahead(&self, name: &str, stop: &AtomicBool) {
+        let (Some(cache), Some(digest)) = (&self.cache, digest_of_member(name)) else {
+            return;
+        };
+        if cache.get(&digest).is_some() {
+            return;
+        }
+        let download = {
+            let mut ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
+            if ahead.downloads.contains_key(&digest) || ahead.streaming.contains(&digest) {
+                return;
+            }
+            let Some(writer) = cache.writer(&digest) else {
+                return;
+            };
+            let Ok(download) = Download::new(&writer) else {
+                return;
+            };
+            let download = Arc::new(download);
+            ahead
+                .downloads
+                .insert(digest.clone(), Arc::clone(&download));
+            (download, writer)
+        };
+        log::debug!("{digest}: fetched ahead of its walk");
+        let (download, writer) = download;
+        download.run(&self.client, &digest, writer, stop);
     }
 }

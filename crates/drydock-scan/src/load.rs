@@ -1,8 +1,9 @@
 //! Reading an image to the end: the source chosen from the argument, the image resolved, every
 //! layer walked (in parallel, or as an archive streams by) and applied in order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use drydock_checks::{ImageTree, LayerSecret};
@@ -557,6 +558,10 @@ enum Walks<'s> {
     Done(Vec<Option<Walked>>),
 }
 
+/// Layer downloads at once from a registry: walkers' streams and fetches ahead together
+/// (docker and containerd pull three at once).
+const MAX_DOWNLOADS: usize = 4;
+
 /// Walks every layer of a random-access store, one per core, the biggest first: inflating is
 /// most of the work and one gzip stream cannot be split, so the longest must start first.
 /// The lowest layer with a blob is applied to `applied` as it streams; the others are held
@@ -580,49 +585,85 @@ fn walk_in_parallel(
         .iter()
         .position(|l| l.blob.is_some())
         .filter(|_| facts.is_none());
-    let mut results: Vec<(usize, Option<Walked>)> = order
-        .par_iter()
-        .with_max_len(1)
+    // The facts cache first: a layer found there is neither fetched nor walked.
+    let work: Vec<(usize, Option<LayerWalk<FileFacts>>)> = order
+        .iter()
         .map(|&i| {
             let layer = &image.layers[i];
-            let started = std::time::Instant::now();
-            let walked = layer.blob.as_deref().map(|blob| {
-                let cached = facts
-                    .zip(layer.digest.as_deref())
-                    .and_then(|(cache, digest)| cache.probe(&layer.diff_id, digest, layer.size));
-                if let Some(walk) = cached {
-                    return Ok(WalkedBlob {
-                        walk,
-                        changes: Held::Cached,
-                        secrets: Vec::new(),
-                    });
-                }
-                if facts.is_some() {
-                    progress.facts_cache(FactsCacheEvent::Miss);
-                }
-                let reader = store
-                    .open(blob)
-                    .map(|r| progress.reader(r))
-                    .map_err(LayerError::Open)?;
-                if first == Some(i) {
-                    walk_applied(layer.index, reader, limits, budget, applied)
-                } else {
-                    walk_buffered(layer.index, reader, limits, budget)
-                }
-                .map_err(LayerError::Walk)
-            });
-            progress.layer_done();
-            let how = match &walked {
-                Some(Ok(WalkedBlob {
-                    changes: Held::Cached,
-                    ..
-                })) => "found in the facts cache",
-                _ => "walked",
-            };
-            log::debug!("{}: {how} in {:.2?}", layer.label(), started.elapsed());
-            (i, walked)
+            let cached = layer.blob.as_ref().and(facts).zip(layer.digest.as_deref());
+            let cached =
+                cached.and_then(|(cache, digest)| cache.probe(&layer.diff_id, digest, layer.size));
+            (i, cached)
         })
         .collect();
+    // The walkers take the biggest layers first; the rest are fetched ahead meanwhile, up to
+    // `MAX_DOWNLOADS` connections in all, so that every layer is on the wire from the start.
+    let walkers = rayon::current_num_threads();
+    let ahead: Mutex<VecDeque<&str>> = Mutex::new(
+        work.iter()
+            .filter(|(_, cached)| cached.is_none())
+            .filter_map(|&(i, _)| image.layers[i].blob.as_deref())
+            .skip(walkers)
+            .collect(),
+    );
+    let fetchers = if store.fetches_ahead() {
+        let queued = ahead.lock().map_or(0, |queue| queue.len());
+        MAX_DOWNLOADS.saturating_sub(walkers).min(queued)
+    } else {
+        0
+    };
+    let stop = AtomicBool::new(false);
+    let walk = |(i, cached): (usize, Option<LayerWalk<FileFacts>>)| {
+        let layer = &image.layers[i];
+        let started = std::time::Instant::now();
+        let walked = layer.blob.as_deref().map(|blob| {
+            if let Some(walk) = cached {
+                return Ok(WalkedBlob {
+                    walk,
+                    changes: Held::Cached,
+                    secrets: Vec::new(),
+                });
+            }
+            if facts.is_some() {
+                progress.facts_cache(FactsCacheEvent::Miss);
+            }
+            let reader = store
+                .open(blob)
+                .map(|r| progress.reader(r))
+                .map_err(LayerError::Open)?;
+            if first == Some(i) {
+                walk_applied(layer.index, reader, limits, budget, applied)
+            } else {
+                walk_buffered(layer.index, reader, limits, budget)
+            }
+            .map_err(LayerError::Walk)
+        });
+        progress.layer_done();
+        let how = match &walked {
+            Some(Ok(WalkedBlob {
+                changes: Held::Cached,
+                ..
+            })) => "found in the facts cache",
+            _ => "walked",
+        };
+        log::debug!("{}: {how} in {:.2?}", layer.label(), started.elapsed());
+        (i, walked)
+    };
+    let mut results: Vec<(usize, Option<Walked>)> = std::thread::scope(|scope| {
+        for _ in 0..fetchers {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let next = ahead.lock().ok().and_then(|mut queue| queue.pop_front());
+                    let Some(name) = next else { break };
+                    store.fetch_ahead(name, &stop);
+                }
+            });
+        }
+        let results = work.into_par_iter().with_max_len(1).map(walk).collect();
+        // Every layer was opened by now, unless a walk failed: the rest is not wanted.
+        stop.store(true, Ordering::Relaxed);
+        results
+    });
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, walked)| walked).collect()
 }

@@ -39,6 +39,16 @@ pub trait BlobStore: Sync {
     fn is_skopeo_dir(&self) -> bool {
         false
     }
+    /// Whether [`BlobStore::fetch_ahead`] does anything: a store that reads from a network
+    /// into a local cache.
+    fn fetches_ahead(&self) -> bool {
+        false
+    }
+    /// Downloads member `name` into the local cache while other members are walked, so that
+    /// every layer downloads at once; a later [`BlobStore::open`] of it reads the bytes as
+    /// they arrive. Blocks until the download ends, fails, or `stop` is set; does nothing for
+    /// a member already cached, downloading or open.
+    fn fetch_ahead(&self, _name: &str, _stop: &std::sync::atomic::AtomicBool) {}
 }
 
 /// What [`open`] found: a store that can be read in any order (a directory, an uncompressed
