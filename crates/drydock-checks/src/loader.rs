@@ -11,7 +11,8 @@
 //! machine (and a dangling link) and searches on, but stops at a file that is not ELF; musl
 //! stops at the first file it can open, whatever it holds.
 
-use std::collections::VecDeque;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 
 use drydock_facts::{ElfClass, ElfFacts, ElfKind, Libc};
 use drydock_layers::{FileKind, NodeId, path};
@@ -417,6 +418,30 @@ pub struct Loader<'a> {
     cache: Option<LdCache>,
     ld_library_path: Vec<String>,
     conf: Vec<String>,
+    /// Searches that depend on nothing but the name and the program's C library, class and
+    /// machine (no run path, rpath or `LD_LIBRARY_PATH` directory to try): done once per image
+    /// (every program of a distribution needs `libc.so.6`, most the same few libraries).
+    searched: RefCell<HashMap<SearchKey, Searched<'a>>>,
+}
+
+/// What a search found, or what it skipped and where it stopped.
+type Searched<'a> = Result<(String, NodeId, &'a ElfFacts, Via), (Vec<Rejected>, Option<Rejected>)>;
+
+/// A search's inputs when no directory of the requester's own is tried: the name, the C
+/// library, the class and the machine.
+type SearchKey = (String, u8, u8, u16);
+
+fn search_key(name: &str, flavour: Libc, program: &ElfFacts) -> SearchKey {
+    let flavour = match flavour {
+        Libc::Glibc => 0,
+        Libc::Musl => 1,
+        Libc::Other => 2,
+    };
+    let class = match program.class {
+        ElfClass::Elf32 => 0,
+        ElfClass::Elf64 => 1,
+    };
+    (name.to_owned(), flavour, class, program.machine)
 }
 
 impl<'a> Loader<'a> {
@@ -434,6 +459,7 @@ impl<'a> Loader<'a> {
             cache,
             ld_library_path,
             conf,
+            searched: RefCell::new(HashMap::new()),
         }
     }
 
@@ -693,7 +719,6 @@ impl<'a> Loader<'a> {
         Ok(Some((node, facts)))
     }
 
-    #[allow(clippy::type_complexity)]
     fn search(
         &self,
         name: &str,
@@ -702,7 +727,7 @@ impl<'a> Loader<'a> {
         program: &ElfFacts,
         flavour: Libc,
         defaults: &[String],
-    ) -> Result<(String, NodeId, &'a ElfFacts, Via), (Vec<Rejected>, Option<Rejected>)> {
+    ) -> Searched<'a> {
         let mut skipped = Vec::new();
         // Tries one file: `Some(Ok)` to use it, `Some(Err)` when the search stops there.
         let attempt = |file: &str,
@@ -787,6 +812,46 @@ impl<'a> Loader<'a> {
                     .map(|d| (self.expand(d, &origin_of(requester), program), Via::Runpath)),
             );
         }
+        // With no directory of the requester's own, the rest is the same for every program
+        // of this C library, class and machine (musl's path file is the program's: not kept).
+        let key =
+            (dirs.is_empty() && flavour != Libc::Musl).then(|| search_key(name, flavour, program));
+        if let Some(found) = key
+            .as_ref()
+            .and_then(|key| self.searched.borrow().get(key).cloned())
+        {
+            return found;
+        }
+        let found = self.search_files(name, &dirs, program, flavour, defaults);
+        if let Some(key) = key {
+            self.searched.borrow_mut().insert(key, found.clone());
+        }
+        found
+    }
+
+    /// The files a search tries, in order, after the directories `dirs`: the first usable one.
+    fn search_files(
+        &self,
+        name: &str,
+        dirs: &[(String, Via)],
+        program: &ElfFacts,
+        flavour: Libc,
+        defaults: &[String],
+    ) -> Searched<'a> {
+        let mut skipped = Vec::new();
+        let attempt = |file: &str,
+                       skipped: &mut Vec<Rejected>|
+         -> Option<Result<(NodeId, &'a ElfFacts), Rejected>> {
+            match self.candidate(file, program) {
+                Ok(Some(found)) => Some(Ok(found)),
+                Ok(None) => None,
+                Err(rejected) if rejected.is_fatal(flavour) => Some(Err(rejected)),
+                Err(rejected) => {
+                    skipped.push(rejected);
+                    None
+                }
+            }
+        };
         let mut files: Vec<(String, Via)> = dirs
             .iter()
             .map(|(dir, via)| (format!("{}/{name}", dir.trim_end_matches('/')), *via))
@@ -853,6 +918,93 @@ mod tests {
         assert!(!glob_match("[!a-c]*", "b1"));
         assert!(glob_match("*a*b*c*", "xxaxxbxxcxx"));
         assert!(!glob_match(&"*a".repeat(30), &"a".repeat(29)));
+    }
+
+    fn elf(kind: ElfKind, needed: &[&str], rpath: &[&str]) -> ElfFacts {
+        let mut facts = drydock_facts::elf_facts(b"\x7fELF\x02\x01\x01");
+        facts.class = ElfClass::Elf64;
+        facts.machine = 62;
+        facts.kind = kind;
+        facts.dynamic = true;
+        facts.needed = needed.iter().map(|n| (*n).to_owned()).collect();
+        facts.rpath = rpath.iter().map(|n| (*n).to_owned()).collect();
+        if kind == ElfKind::Executable {
+            facts.interpreter = Some("/lib64/ld-linux-x86-64.so.2".into());
+        }
+        facts
+    }
+
+    fn file(path: &str, facts: ElfFacts) -> drydock_layers::Change<drydock_facts::FileFacts> {
+        drydock_layers::Change::Add {
+            path: path.as_bytes().to_vec(),
+            kind: FileKind::File,
+            meta: drydock_layers::EntryMeta {
+                mode: 0o755,
+                size: 100,
+                ..drydock_layers::EntryMeta::default()
+            },
+            link: None,
+            fact: Some(drydock_facts::FileFacts::Elf(Box::new(facts))),
+        }
+    }
+
+    #[test]
+    fn a_search_without_directories_of_its_own_is_done_once_per_image() {
+        let mut tree = ImageTree::new();
+        let programs = [
+            (
+                "bin/a",
+                elf(ElfKind::Executable, &["libc.so.6", "libgone.so.1"], &[]),
+            ),
+            (
+                "bin/b",
+                elf(ElfKind::Executable, &["libc.so.6", "libgone.so.1"], &[]),
+            ),
+            (
+                "opt/c",
+                elf(
+                    ElfKind::Executable,
+                    &["libc.so.6", "libx.so"],
+                    &["$ORIGIN/lib"],
+                ),
+            ),
+        ];
+        let mut changes: Vec<_> = programs
+            .iter()
+            .map(|(path, facts)| file(path, facts.clone()))
+            .collect();
+        changes.push(file(
+            "lib64/ld-linux-x86-64.so.2",
+            elf(ElfKind::Shared, &[], &[]),
+        ));
+        changes.push(file(
+            "lib/x86_64-linux-gnu/libc.so.6",
+            elf(ElfKind::Shared, &[], &[]),
+        ));
+        changes.push(file(
+            "opt/lib/libx.so",
+            elf(ElfKind::Shared, &["libc.so.6"], &[]),
+        ));
+        tree.apply(0, changes).unwrap();
+        let node = |path: &str| tree.resolve(path.as_bytes(), true).unwrap();
+        let shared = Loader::new(&tree, &[]);
+        for (path, facts) in &programs {
+            let program = format!("/{path}");
+            let once = shared.load(&program, facts, node(path));
+            // Each outcome as a loader of its own finds it.
+            let fresh = Loader::new(&tree, &[]).load(&program, facts, node(path));
+            assert_eq!(format!("{once:?}"), format!("{fresh:?}"));
+        }
+        // libc.so.6 and libgone.so.1, searched once each for the two programs without a run
+        // path; opt/c's searches go through its rpath first, and are not kept.
+        let mut kept: Vec<String> = shared
+            .searched
+            .borrow()
+            .keys()
+            .map(|k| k.0.clone())
+            .collect();
+        kept.sort();
+        assert_eq!(kept, ["libc.so.6", "libgone.so.1"]);
     }
 
     #[test]

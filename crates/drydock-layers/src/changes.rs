@@ -200,13 +200,10 @@ impl<F> ChangeBuffer<F> {
             at: 0,
             path: Vec::new(),
         };
-        let mut len = 0usize;
-        let mut wanted = 0usize;
+        // Checked without building a change: no path, metadata or link is allocated.
+        let (mut len, mut wanted) = (0usize, 0usize);
         while reader.at < bytes.len() {
-            reader.next(&mut || {
-                wanted += 1;
-                Some(())
-            })?;
+            wanted += usize::from(reader.check()?);
             len += 1;
         }
         if wanted != facts.len() {
@@ -286,12 +283,62 @@ impl Reader<'_> {
     }
 
     fn path(&mut self) -> Option<Vec<u8>> {
+        self.path_in_place()?;
+        Some(self.path.clone())
+    }
+
+    /// The path of the next change, into `self.path` in place (no allocation once it is as
+    /// long as the longest path).
+    fn path_in_place(&mut self) -> Option<()> {
         let shared = usize::try_from(self.varint()?).ok()?;
-        let mut path = std::mem::take(&mut self.path);
-        path.truncate(shared);
-        path.extend_from_slice(self.bytes()?);
-        self.path.clone_from(&path);
-        Some(path)
+        self.path.truncate(shared);
+        let len = usize::try_from(self.varint()?).ok()?;
+        let end = self.at.checked_add(len)?;
+        let suffix = self.bytes.get(self.at..end)?;
+        self.at = end;
+        self.path.extend_from_slice(suffix);
+        Some(())
+    }
+
+    /// [`Reader::meta`] read and dropped: the same checks, nothing allocated.
+    fn skip_meta(&mut self, extra: bool) -> Option<()> {
+        u32::try_from(self.varint()?).ok()?;
+        for _ in 0..4 {
+            self.varint()?;
+        }
+        if extra {
+            if self.byte()? == 1 {
+                u32::try_from(self.varint()?).ok()?;
+                u32::try_from(self.varint()?).ok()?;
+            }
+            if self.byte()? == 1 {
+                self.bytes()?;
+            }
+        }
+        Some(())
+    }
+
+    /// Reads past the next change exactly as [`Reader::next`] would (`None` where it fails),
+    /// building nothing but the path in place; whether the change has a fact.
+    fn check(&mut self) -> Option<bool> {
+        let tag = self.byte()?;
+        self.path_in_place()?;
+        Some(match tag & 0b11 {
+            WHITEOUT | OPAQUE => false,
+            ADD => {
+                KINDS.get(usize::from((tag >> 2) & 0b111))?;
+                self.skip_meta(tag & HAS_EXTRA != 0)?;
+                if tag & HAS_LINK != 0 {
+                    self.bytes()?;
+                }
+                tag & HAS_FACT != 0
+            }
+            _ => {
+                self.skip_meta(tag & HAS_EXTRA != 0)?;
+                self.bytes()?;
+                false
+            }
+        })
     }
 
     fn meta(&mut self, extra: bool) -> Option<EntryMeta> {
@@ -485,6 +532,86 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(ChangeBuffer::from_raw(longer, facts).is_none());
+    }
+
+    /// What `from_raw` accepted when it decoded every change whole: the reference for the
+    /// allocation-free check.
+    fn decodes_whole(bytes: &[u8], facts: usize) -> Option<(usize, Vec<u8>)> {
+        let mut reader = Reader {
+            bytes,
+            at: 0,
+            path: Vec::new(),
+        };
+        let (mut len, mut wanted) = (0, 0);
+        while reader.at < bytes.len() {
+            reader.next(&mut || {
+                wanted += 1;
+                Some(())
+            })?;
+            len += 1;
+        }
+        (wanted == facts).then_some((len, reader.path))
+    }
+
+    #[test]
+    fn from_raw_accepts_exactly_what_decodes_whole() {
+        let mut buffer = ChangeBuffer::new();
+        let extra = EntryMeta {
+            device: Some((u32::MAX, 1)),
+            capability: Some(Box::new(*b"cap")),
+            ..EntryMeta::default()
+        };
+        buffer.push(Change::Add {
+            path: b"usr/lib/libc.so.6".to_vec(),
+            kind: FileKind::File,
+            meta: extra.clone(),
+            link: None,
+            fact: Some(1u8),
+        });
+        buffer.push(Change::Add {
+            path: b"usr/lib/libm.so".to_vec(),
+            kind: FileKind::Symlink,
+            meta: EntryMeta::default(),
+            link: Some(b"libm.so.6".to_vec()),
+            fact: None,
+        });
+        buffer.push(Change::Hardlink {
+            path: b"usr/bin/x".to_vec(),
+            target: b"usr/lib/libc.so.6".to_vec(),
+            meta: extra,
+        });
+        buffer.push(Change::Opaque {
+            dir: b"etc".to_vec(),
+        });
+        buffer.push(Change::Whiteout {
+            path: b"etc/y".to_vec(),
+        });
+        let (bytes, facts) = buffer.raw();
+        let (bytes, facts) = (bytes.to_vec(), facts.to_vec());
+        let same = |bytes: &[u8], facts: &[u8]| {
+            let reference = decodes_whole(bytes, facts.len());
+            let checked = ChangeBuffer::from_raw(bytes.to_vec(), facts.to_vec())
+                .map(|b| (b.len, b.last_path));
+            assert_eq!(checked, reference, "{bytes:?}");
+        };
+        same(&bytes, &facts);
+        assert_eq!(
+            ChangeBuffer::from_raw(bytes.clone(), facts.clone())
+                .unwrap()
+                .last_path,
+            b"etc/y"
+        );
+        for cut in 0..bytes.len() {
+            same(&bytes[..cut], &facts);
+        }
+        for at in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= 1 << bit;
+                same(&damaged, &facts);
+                same(&damaged, &[]);
+            }
+        }
     }
 
     #[test]

@@ -468,7 +468,7 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
             match (entry.ok(), &store, layer.blob.as_deref()) {
                 (Some(entry), _, _) => {
                     walk = entry.walk;
-                    changes = Held::Buffer(entry.changes);
+                    changes = replay_cached(&mut tree, &mut efficiency, layer.index, entry.changes);
                     found = entry.secrets;
                     for secret in &mut found {
                         secret.layer = layer.index;
@@ -549,6 +549,34 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
         efficiency,
         secrets,
     })
+}
+
+/// A cached layer's changes, applied at once when it is the lowest layer, the way a walk
+/// applies the lowest layer as it streams (`walk_applied`): one pass over the buffer, each
+/// change observed and applied as it is decoded, instead of holding it for the apply loop
+/// (which reads it three times: for the efficiency, the whiteouts and the entries). Any other
+/// layer is held as the buffer it is.
+fn replay_cached(
+    tree: &mut ImageTree,
+    efficiency: &mut Efficiency,
+    layer: usize,
+    buffer: ChangeBuffer<FileFacts>,
+) -> Held {
+    let index = u32::try_from(layer).unwrap_or(u32::MAX);
+    let (Some(mut tree), Some(mut observation)) =
+        (tree.first_layer(index), efficiency.first_layer())
+    else {
+        return Held::Buffer(buffer);
+    };
+    let mut outcome = Ok(());
+    for change in buffer.into_changes() {
+        observation.touch(&change);
+        if outcome.is_ok() {
+            outcome = tree.apply(change);
+        }
+    }
+    observation.finish();
+    Held::Applied(outcome)
 }
 
 /// The walks of an image's layers: done (`None` for a layer not shipped), or, on the plain
