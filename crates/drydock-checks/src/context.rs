@@ -412,9 +412,11 @@ impl EntryIndex {
         })
     }
 
+    /// Walks the tree in whatever order its directories hold their children (no sort per
+    /// directory), then puts each list in the tree's order: few entries are listed.
     fn build(tree: &ImageTree) -> Self {
-        struct Dir<'t> {
-            children: std::vec::IntoIter<(&'t [u8], NodeId)>,
+        struct Dir<I> {
+            children: I,
             /// The length of the directory's path.
             len: usize,
             place: Place,
@@ -424,7 +426,7 @@ impl EntryIndex {
         let mut scratch: Vec<u8> = Vec::new();
         // The root itself is a directory no list wants.
         let mut stack = vec![Dir {
-            children: tree.children(tree.root()).into_iter(),
+            children: tree.children_unsorted(tree.root()),
             len: 0,
             place: Place::of(b"", false, &mut scratch),
         }];
@@ -479,7 +481,7 @@ impl EntryIndex {
                         index.sources.push((path, node));
                     }
                     stack.push(Dir {
-                        children: tree.children(node).into_iter(),
+                        children: tree.children_unsorted(node),
                         len: path.len(),
                         place: Place::of(&path, testdata, &mut scratch),
                     });
@@ -495,7 +497,21 @@ impl EntryIndex {
                 index.libc.push((path, node));
             }
         }
+        index.sort();
         index
+    }
+
+    /// Puts every list in the order of a walk of the tree, depth first with names in byte
+    /// order: the order of paths compared component by component.
+    fn sort(&mut self) {
+        let paths = &self.paths;
+        let key = |span: &Span| paths[span.start..span.end].split(|&b| b == b'/');
+        let order = |a: &Span, b: &Span| key(a).cmp(key(b));
+        self.elf.sort_unstable_by(|a, b| order(&a.path, &b.path));
+        self.privileged.sort_unstable_by(|a, b| order(&a.0, &b.0));
+        self.libc.sort_unstable_by(|a, b| order(&a.0, &b.0));
+        self.toolchain.sort_unstable_by(|a, b| order(&a.0, &b.0));
+        self.sources.sort_unstable_by(|a, b| order(&a.0, &b.0));
     }
 }
 

@@ -15,10 +15,8 @@
 //! ([`Efficiency::first_layer`]) or whole ([`Efficiency::observe`]); both give the figures of a
 //! sort of the layer's paths, to the byte (see [`Efficiency::end_layer`]).
 
-use std::collections::HashMap;
-
 use crate::changes::ChangeBuffer;
-use crate::names::{NONE, Names};
+use crate::names::{KeyedMap, NONE, Names};
 use crate::tree::Tree;
 use crate::walk::{Change, FileKind};
 
@@ -48,6 +46,11 @@ const CANDIDATE_PARENT: u8 = 1 << 5;
 const SORTED_AS_LEAF: u8 = 1 << 6;
 
 const ROOT: u32 = 0;
+
+/// The key of `Efficiency::index` for the path `name` under `parent`: one word, hashed once.
+fn parent_name(parent: u32, name: u32) -> u64 {
+    (u64::from(parent) << 32) | u64::from(name)
+}
 
 /// A path several layers touch.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -92,11 +95,11 @@ struct LayerScratch {
 #[derive(Debug)]
 pub struct Efficiency {
     names: Names,
-    /// (parent, name) → path.
-    index: HashMap<(u32, u32), u32>,
+    /// (parent, name) → path ([`parent_name`]).
+    index: KeyedMap<u64, u32>,
     paths: Vec<PathNode>,
     /// (smallest size, sum of sizes) of the paths touched by two layers or more.
-    multi: HashMap<u32, (u64, u64)>,
+    multi: KeyedMap<u32, (u64, u64)>,
     layer_bytes: Vec<u64>,
     layer: LayerScratch,
 }
@@ -131,7 +134,7 @@ impl Efficiency {
         let root = names.intern(b"");
         Self {
             names,
-            index: HashMap::new(),
+            index: KeyedMap::default(),
             paths: vec![PathNode {
                 parent: NONE,
                 name: root,
@@ -139,7 +142,7 @@ impl Efficiency {
                 count: 0,
                 flags: 0,
             }],
-            multi: HashMap::new(),
+            multi: KeyedMap::default(),
             layer_bytes: Vec::new(),
             layer: LayerScratch::default(),
         }
@@ -198,7 +201,7 @@ impl Efficiency {
                 .map_or(path.len(), |i| start + i);
             let name = names.intern(&path[start..end]);
             let next = u32::try_from(paths.len()).unwrap_or(NONE);
-            current = *index.entry((current, name)).or_insert_with(|| {
+            current = *index.entry(parent_name(current, name)).or_insert_with(|| {
                 paths.push(PathNode {
                     parent: current,
                     name,
@@ -388,6 +391,12 @@ impl Efficiency {
     /// Flags [`SORTED_AS_LEAF`] the touched paths with touched paths under them whose next
     /// path in byte order is not under them: the next active sibling's name extends theirs
     /// by a byte below `/`.
+    ///
+    /// Without sorting: the names after `name` in byte order start with those that extend it
+    /// (`name` + a byte + …), the smallest byte first, so the next one extends it by a byte
+    /// below `/` exactly when some active sibling does. Each active sibling in a candidate's
+    /// directory looks up the candidate its name would extend, once per byte below `/` in
+    /// its name (a `.` or a `-`, mostly).
     fn sorted_as_leaves(&mut self, touched: &[u32], marked: &[u32]) {
         let mut any = false;
         for &id in touched {
@@ -400,34 +409,28 @@ impl Efficiency {
         if !any {
             return;
         }
-        // Every active path (touched, or above a touched one) in those parents, by name.
-        let mut siblings: Vec<(u32, u32)> = touched
-            .iter()
-            .chain(marked)
-            .filter(|&&id| id != ROOT)
-            .map(|&id| (self.paths[id as usize].parent, id))
-            .filter(|&(parent, _)| self.flag(parent, CANDIDATE_PARENT))
-            .collect();
-        siblings.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0).then_with(|| {
-                self.names
-                    .get(self.paths[a.1 as usize].name)
-                    .cmp(self.names.get(self.paths[b.1 as usize].name))
-            })
-        });
-        siblings.dedup();
-        for pair in siblings.windows(2) {
-            let ((parent, id), (next_parent, next)) = (pair[0], pair[1]);
-            if parent != next_parent || !self.flag(id, TOUCHED) || !self.flag(id, HAS_DESCENDANT) {
+        // Every active path (touched, or above a touched one) in those parents.
+        for &id in touched.iter().chain(marked) {
+            if id == ROOT {
                 continue;
             }
-            let name = self.names.get(self.paths[id as usize].name);
-            let next_name = self.names.get(self.paths[next as usize].name);
-            if next_name.len() > name.len()
-                && next_name.starts_with(name)
-                && next_name[name.len()] < b'/'
-            {
-                self.set(id, SORTED_AS_LEAF);
+            let node = self.paths[id as usize];
+            if !self.flag(node.parent, CANDIDATE_PARENT) {
+                continue;
+            }
+            let name = self.names.get(node.name);
+            for (end, _) in name.iter().enumerate().filter(|&(_, &b)| b < b'/') {
+                let Some(shorter) = self.names.find(&name[..end]) else {
+                    continue;
+                };
+                let Some(&candidate) = self.index.get(&parent_name(node.parent, shorter)) else {
+                    continue;
+                };
+                if self.paths[candidate as usize].flags & (TOUCHED | HAS_DESCENDANT)
+                    == TOUCHED | HAS_DESCENDANT
+                {
+                    self.paths[candidate as usize].flags |= SORTED_AS_LEAF;
+                }
             }
         }
     }
@@ -785,7 +788,8 @@ mod tests {
 
     fn random_path(random: &mut Random) -> Vec<u8> {
         // Names that extend each other by bytes below and above `/`, the case sorting decides.
-        const NAMES: [&str; 6] = ["a", "a.b", "a-", "ab", "b", "a0"];
+        // `a.b-` extends two of them so.
+        const NAMES: [&str; 7] = ["a", "a.b", "a-", "ab", "b", "a0", "a.b-"];
         let depth = 1 + random.below(3) as usize;
         let names: Vec<&str> = (0..depth)
             .map(|_| NAMES[random.below(NAMES.len() as u64) as usize])

@@ -20,11 +20,9 @@ pub fn normalize_from(base: &[u8], raw: &[u8]) -> Result<Vec<u8>, &'static str> 
     if raw.len() > MAX_PATH {
         return Err("the path is longer than PATH_MAX (4096 bytes)");
     }
-    if raw.contains(&0) {
-        return Err("the path holds a NUL byte");
-    }
+    let normal = already_normal(raw)?;
     if base.is_empty()
-        && let Some(normal) = already_normal(raw)
+        && let Some(normal) = normal
     {
         return Ok(normal.to_vec());
     }
@@ -65,13 +63,25 @@ pub fn normalize_from(base: &[u8], raw: &[u8]) -> Result<Vec<u8>, &'static str> 
 }
 
 /// `raw` without a leading `./` and a trailing `/`, when that is its normal form already (no
-/// other empty, `.` or `..` component, no leading `/`): as most tar writers write names.
-fn already_normal(raw: &[u8]) -> Option<&[u8]> {
+/// other empty, `.` or `..` component, no leading `/`): as most tar writers write names. An
+/// error when `raw` holds a NUL byte. One pass over the bytes.
+fn already_normal(raw: &[u8]) -> Result<Option<&[u8]>, &'static str> {
+    // The bytes cut off here are no NUL: the rest is all there is to check.
     let raw = raw.strip_prefix(b"./").unwrap_or(raw);
     let raw = raw.strip_suffix(b"/").unwrap_or(raw);
-    raw.split(|&b| b == b'/')
-        .all(|part| !matches!(part, b"" | b"." | b".."))
-        .then_some(raw)
+    let odd = |part: &[u8]| matches!(part, b"" | b"." | b"..");
+    let mut normal = true;
+    let mut start = 0;
+    for (i, &b) in raw.iter().enumerate() {
+        if b == b'/' {
+            normal &= !odd(&raw[start..i]);
+            start = i + 1;
+        } else if b == 0 {
+            return Err("the path holds a NUL byte");
+        }
+    }
+    normal &= !odd(&raw[start..]);
+    Ok(normal.then_some(raw))
 }
 
 /// The components of a normalised path.
@@ -191,6 +201,33 @@ mod tests {
         assert_eq!(normalize(b"usr/bin/").unwrap(), b"usr/bin");
         assert_eq!(normalize(b"./").unwrap(), b"");
         assert_eq!(normalize(b"a/b/../c").unwrap(), b"a/c");
+    }
+
+    #[test]
+    fn names_already_normal_are_taken_as_they_are_and_a_nul_anywhere_is_refused() {
+        assert_eq!(normalize(b"./a/b/").unwrap(), b"a/b");
+        assert_eq!(normalize(b"a").unwrap(), b"a");
+        for odd in [
+            &b""[..],
+            b"/",
+            b"./",
+            b"a//b",
+            b"a/./b",
+            b"a/..",
+            b"..a/b/.",
+            b"/a",
+        ] {
+            assert_eq!(
+                already_normal(odd).unwrap().map(<[u8]>::to_vec),
+                None,
+                "{odd:?}"
+            );
+        }
+        assert_eq!(already_normal(b"..a/b").unwrap(), Some(&b"..a/b"[..]));
+        for nul in [&b"\0"[..], b"a/\0", b"./a\0/", b"a/../\0", b"\0/.."] {
+            assert_eq!(normalize(nul), Err("the path holds a NUL byte"), "{nul:?}");
+            assert_eq!(normalize_from(b"d", nul), Err("the path holds a NUL byte"));
+        }
     }
 
     #[test]

@@ -1,8 +1,6 @@
-use std::collections::HashMap;
-
 use crate::changes::ChangeBuffer;
 use crate::error::ApplyError;
-use crate::names::{NONE, Names};
+use crate::names::{KeyedMap, NONE, Names};
 use crate::path;
 use crate::walk::{Change, EntryMeta, FileKind};
 
@@ -105,10 +103,10 @@ pub struct Tree<F> {
     nodes: Vec<Node>,
     inodes: Vec<Inode>,
     names: Names,
-    /// (directory, name) → the child linked there now.
-    index: HashMap<(u32, u32), u32>,
+    /// (directory, name) → the child linked there now ([`dir_name`]).
+    index: KeyedMap<u64, u32>,
     /// Metadata that does not fit an [`Inode`], by inode.
-    wide: HashMap<u32, EntryMeta>,
+    wide: KeyedMap<u32, EntryMeta>,
     facts: Vec<F>,
     links: Vec<Box<[u8]>>,
     layers: Vec<LayerStats>,
@@ -261,6 +259,11 @@ fn root_meta() -> EntryMeta {
     }
 }
 
+/// The key of `Tree::index` for the child `name` of `dir`: one word, hashed once.
+fn dir_name(dir: u32, name: u32) -> u64 {
+    (u64::from(dir) << 32) | u64::from(name)
+}
+
 fn id(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(NONE)
 }
@@ -296,8 +299,8 @@ impl<F> Tree<F> {
             nodes: Vec::new(),
             inodes: Vec::new(),
             names,
-            index: HashMap::new(),
-            wide: HashMap::new(),
+            index: KeyedMap::default(),
+            wide: KeyedMap::default(),
             facts: Vec::new(),
             links: Vec::new(),
             layers: Vec::new(),
@@ -437,7 +440,8 @@ impl<F> Tree<F> {
         id
     }
 
-    /// `meta` as an [`Inode`] numbered `id`, what does not fit kept in `wide`.
+    /// `meta` as an [`Inode`] numbered `id`, what does not fit kept in `wide` (which holds
+    /// nothing for `id` yet: a new inode, or one [`Tree::set_meta`] cleared).
     fn compact(&mut self, id: u32, meta: EntryMeta, data: u32, links: u32) -> Inode {
         let fits = |n: u64| u32::try_from(n).ok();
         let size = meta.size;
@@ -447,7 +451,6 @@ impl<F> Tree<F> {
                     && meta.device.is_none()
                     && meta.capability.is_none() =>
             {
-                self.wide.remove(&id);
                 Inode {
                     mode: meta.mode,
                     uid,
@@ -476,6 +479,8 @@ impl<F> Tree<F> {
     /// Replaces the metadata of inode `id` (a directory declared again, the root).
     fn set_meta(&mut self, id: u32, meta: EntryMeta) {
         let old = self.inodes[id as usize];
+        // What the inode kept in `wide` is replaced, or no longer needed.
+        self.wide.remove(&id);
         self.inodes[id as usize] = self.compact(id, meta, old.data, old.links);
     }
 
@@ -646,12 +651,12 @@ impl<F> Tree<F> {
             let (indexed, inserted) = (parent.flags & INDEXED != 0, parent.inserted);
             self.nodes.push(node);
             if indexed {
-                self.index.insert((dir.0, name), id);
+                self.index.insert(dir_name(dir.0, name), id);
             } else if inserted > SMALL_DIR {
                 // Grown past a short list: index every child from now on.
                 for child in self.live_children(dir) {
                     let name = self.node(child).name;
-                    self.index.insert((dir.0, name), child.0);
+                    self.index.insert(dir_name(dir.0, name), child.0);
                 }
                 self.nodes[dir.0 as usize].flags |= INDEXED;
             }
@@ -675,7 +680,7 @@ impl<F> Tree<F> {
             return None;
         }
         if parent.flags & INDEXED != 0 {
-            return self.index.get(&(dir.0, name)).map(|&id| NodeId(id));
+            return self.index.get(&dir_name(dir.0, name)).map(|&id| NodeId(id));
         }
         let mut next = parent.first_child;
         while next != NONE {
@@ -714,8 +719,10 @@ impl<F> Tree<F> {
         // What a cached parent path resolves to may be under the node, or reached through it.
         self.parents.clear();
         self.nodes[child.0 as usize].flags |= DEAD;
-        if self.node(dir).flags & INDEXED != 0 && self.index.get(&(dir.0, name)) == Some(&child.0) {
-            self.index.remove(&(dir.0, name));
+        if self.node(dir).flags & INDEXED != 0
+            && self.index.get(&dir_name(dir.0, name)) == Some(&child.0)
+        {
+            self.index.remove(&dir_name(dir.0, name));
         }
         let mut pending = vec![child];
         while let Some(id) = pending.pop() {
@@ -727,7 +734,7 @@ impl<F> Tree<F> {
                     for grandchild in self.live_children(id) {
                         if indexed {
                             let name = self.node(grandchild).name;
-                            self.index.remove(&(id.0, name));
+                            self.index.remove(&dir_name(id.0, name));
                         }
                         pending.push(grandchild);
                     }
@@ -1009,6 +1016,27 @@ impl<F> Tree<F> {
         self.sorted_children(dir)
     }
 
+    /// [`Tree::children`] in no particular order (newest linked first), without sorting or
+    /// collecting them: for a walk of every entry that does not need the order.
+    pub fn children_unsorted(&self, dir: NodeId) -> impl Iterator<Item = (&[u8], NodeId)> + '_ {
+        let first = match self.node(dir) {
+            node if node.kind == FileKind::Dir => node.first_child,
+            _ => NONE,
+        };
+        let mut next = first;
+        std::iter::from_fn(move || {
+            while next != NONE {
+                let id = next;
+                let node = &self.nodes[id as usize];
+                next = node.next_sibling;
+                if node.flags & DEAD == 0 {
+                    return Some((self.names.get(node.name), NodeId(id)));
+                }
+            }
+            None
+        })
+    }
+
     /// Every entry of the final filesystem with its normalised path, the root first, then
     /// depth first in byte order of names.
     pub fn entries(&self) -> Vec<(Vec<u8>, NodeId)> {
@@ -1287,6 +1315,14 @@ mod tests {
         let mut sorted = children.clone();
         sorted.sort();
         assert_eq!(children, sorted);
+        // The same children unsorted, dead ones (`d/f03`, the old `d/f05`) left out.
+        for dir in [d, tree.resolve(b"small", false).unwrap(), tree.root()] {
+            let mut unsorted: Vec<(&[u8], NodeId)> = tree.children_unsorted(dir).collect();
+            unsorted.sort();
+            assert_eq!(unsorted, tree.children(dir));
+        }
+        let file = tree.resolve(b"d/new", false).unwrap();
+        assert_eq!(tree.children_unsorted(file).count(), 0);
         assert_eq!(tree.layer_stats()[0].wasted_bytes, 2);
         assert_eq!(tree.layer_stats()[1].wasted_bytes, 2);
     }
