@@ -475,8 +475,9 @@ pub fn run_bench(root: &Path) -> anyhow::Result<()> {
     let _ = writeln!(
         out,
         "Measured by `cargo xtask bench-fleet` on {}; load average {load_before} before. \
-         The fleet: {IMAGES} images sharing a base (the `debian-go` fixture's Debian layer, \
-         `debootstrap --variant=minbase bookworm`), each with a top layer of its own (the \
+         The fleet: {IMAGES} images sharing a base (the `debian-go` fixture's Debian layer: \
+         `debootstrap --variant=minbase bookworm` with python3, numpy, scipy, perl, git, curl, \
+         gcc and their libraries in one gzip layer), each with a top layer of its own (the \
          fixture's Go server layer plus a build stamp: a distinct diff id each), pushed to the \
          registry on loopback before the scans; {:.0} MB of unique compressed layer bytes. \
          Each run starts a fresh PostgreSQL cluster and fresh replicas (empty blob caches, \
