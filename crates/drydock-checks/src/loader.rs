@@ -719,6 +719,26 @@ impl<'a> Loader<'a> {
         Ok(Some((node, facts)))
     }
 
+    /// Tries one file: `Some(Ok)` to use it, `Some(Err)` when the search stops there; a file
+    /// passed over is added to `skipped`.
+    fn attempt(
+        &self,
+        file: &str,
+        program: &ElfFacts,
+        flavour: Libc,
+        skipped: &mut Vec<Rejected>,
+    ) -> Option<Result<(NodeId, &'a ElfFacts), Rejected>> {
+        match self.candidate(file, program) {
+            Ok(Some(found)) => Some(Ok(found)),
+            Ok(None) => None,
+            Err(rejected) if rejected.is_fatal(flavour) => Some(Err(rejected)),
+            Err(rejected) => {
+                skipped.push(rejected);
+                None
+            }
+        }
+    }
+
     fn search(
         &self,
         name: &str,
@@ -729,20 +749,8 @@ impl<'a> Loader<'a> {
         defaults: &[String],
     ) -> Searched<'a> {
         let mut skipped = Vec::new();
-        // Tries one file: `Some(Ok)` to use it, `Some(Err)` when the search stops there.
-        let attempt = |file: &str,
-                       skipped: &mut Vec<Rejected>|
-         -> Option<Result<(NodeId, &'a ElfFacts), Rejected>> {
-            match self.candidate(file, program) {
-                Ok(Some(found)) => Some(Ok(found)),
-                Ok(None) => None,
-                Err(rejected) if rejected.is_fatal(flavour) => Some(Err(rejected)),
-                Err(rejected) => {
-                    skipped.push(rejected);
-                    None
-                }
-            }
-        };
+        let attempt =
+            |file: &str, skipped: &mut Vec<Rejected>| self.attempt(file, program, flavour, skipped);
         if name.contains('/') {
             return match attempt(name, &mut skipped) {
                 Some(Ok((node, facts))) => Ok((name.to_owned(), node, facts, Via::Path)),
@@ -839,19 +847,8 @@ impl<'a> Loader<'a> {
         defaults: &[String],
     ) -> Searched<'a> {
         let mut skipped = Vec::new();
-        let attempt = |file: &str,
-                       skipped: &mut Vec<Rejected>|
-         -> Option<Result<(NodeId, &'a ElfFacts), Rejected>> {
-            match self.candidate(file, program) {
-                Ok(Some(found)) => Some(Ok(found)),
-                Ok(None) => None,
-                Err(rejected) if rejected.is_fatal(flavour) => Some(Err(rejected)),
-                Err(rejected) => {
-                    skipped.push(rejected);
-                    None
-                }
-            }
-        };
+        let attempt =
+            |file: &str, skipped: &mut Vec<Rejected>| self.attempt(file, program, flavour, skipped);
         let mut files: Vec<(String, Via)> = dirs
             .iter()
             .map(|(dir, via)| (format!("{}/{name}", dir.trim_end_matches('/')), *via))
