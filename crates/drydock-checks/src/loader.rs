@@ -748,11 +748,9 @@ impl<'a> Loader<'a> {
         flavour: Libc,
         defaults: &[String],
     ) -> Searched<'a> {
-        let mut skipped = Vec::new();
-        let attempt =
-            |file: &str, skipped: &mut Vec<Rejected>| self.attempt(file, program, flavour, skipped);
         if name.contains('/') {
-            return match attempt(name, &mut skipped) {
+            let mut skipped = Vec::new();
+            return match self.attempt(name, program, flavour, &mut skipped) {
                 Some(Ok((node, facts))) => Ok((name.to_owned(), node, facts, Via::Path)),
                 Some(Err(stop)) => Err((skipped, Some(stop))),
                 None => Err((skipped, None)),
