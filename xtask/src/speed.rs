@@ -347,8 +347,9 @@ fn render(rows: &[Row], machine: &str, cores: usize, image: &Path) -> anyhow::Re
     let _ = writeln!(
         out,
         "Measured by `cargo xtask bench` on {cores} cores ({machine}). The image: \
-         `debootstrap --variant=minbase bookworm`, Debian's Go toolchain, a Go server, and a \
-         cleanup layer with whiteouts; four layers, {:.0} MB as a docker-archive. Each row is \
+         `debootstrap --variant=minbase bookworm` with python3, numpy, scipy, perl, git, curl, \
+         gcc and their libraries (the `debian` fixture), Debian's Go toolchain, a Go server, and \
+         a cleanup layer with whiteouts; four layers, {:.0} MB as a docker-archive. Each row is \
          the median of {RUNS} runs after one warm-up run (files in the page cache); peak RSS is \
          `/usr/bin/time`'s maximum resident set size. **limit** is the least work any scanner \
          must do on the same bytes: every layer blob read, hashed with `openssl dgst -sha256`, \
