@@ -12,9 +12,7 @@ use std::os::unix::fs::FileExt as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use sha2::{Digest as _, Sha256};
-
-use crate::cache::CacheWriter;
+use crate::cache::{CacheCopy, CacheWriter};
 use crate::client::RegistryClient;
 
 /// How far a download has got.
@@ -63,10 +61,10 @@ impl Download {
         &self,
         client: &RegistryClient,
         digest: &str,
-        mut writer: CacheWriter,
+        writer: CacheWriter,
         stop: &AtomicBool,
     ) {
-        let mut hasher = Sha256::new();
+        let mut copy = CacheCopy::new(writer);
         let result = (|| -> Result<(), String> {
             let mut stream = client.blob(digest).map_err(|e| e.to_string())?;
             let mut buffer = vec![0; 256 * 1024];
@@ -80,22 +78,19 @@ impl Download {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e.to_string()),
                 };
-                writer
-                    .write_all(&buffer[..n])
-                    .map_err(|e| format!("writing the blob cache: {e}"))?;
-                hasher.update(&buffer[..n]);
+                // The follower reads the file: a failed write ends the download.
+                if !copy.take(&buffer[..n]) {
+                    return Err("writing the blob cache failed".into());
+                }
                 self.update(|p| p.written += n as u64);
             }
         })();
         if result.is_ok() {
-            let actual: [u8; 32] = hasher.finalize().into();
-            let hex: String = actual.iter().map(|b| format!("{b:02x}")).collect();
-            if format!("sha256:{hex}") == digest {
-                writer.commit();
-            }
+            copy.commit_if(digest);
+        } else {
+            // Removes the temporary file; a follower keeps reading its open handle.
+            drop(copy);
         }
-        // An uncommitted copy is removed here; a follower keeps reading its open handle.
-        drop(writer);
         self.update(|p| p.end = Some(result));
     }
 }

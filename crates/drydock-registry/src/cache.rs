@@ -107,10 +107,6 @@ impl CacheWriter {
         &self.temp
     }
 
-    pub(crate) fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes)
-    }
-
     pub(crate) fn commit(&mut self) {
         if self.file.flush().is_ok() && fs::rename(&self.temp, &self.target).is_ok() {
             self.done = true;
@@ -131,22 +127,34 @@ const OFFLOAD_AFTER: u64 = 4 << 20;
 
 /// The cache copy of a download and the sha256 that decides whether it is kept.
 #[derive(Debug)]
-struct Copy {
+pub(crate) struct CacheCopy {
     hasher: Sha256,
     writer: CacheWriter,
     /// Set by the first failed write: the copy is then abandoned.
     failed: bool,
 }
 
-impl Copy {
-    fn take(&mut self, bytes: &[u8]) {
+impl CacheCopy {
+    pub(crate) fn new(writer: CacheWriter) -> Self {
+        Self {
+            hasher: Sha256::new(),
+            writer,
+            failed: false,
+        }
+    }
+
+    /// Hashes and writes the next bytes; `false` once a write has failed (nothing more is
+    /// written, and the copy will not be committed).
+    pub(crate) fn take(&mut self, bytes: &[u8]) -> bool {
         if !self.failed {
             self.hasher.update(bytes);
             self.failed = self.writer.file.write_all(bytes).is_err();
         }
+        !self.failed
     }
 
-    fn commit_if(mut self, expected: &str) {
+    /// Commits the copy if every write succeeded and its sha256 is `expected`; else removes it.
+    pub(crate) fn commit_if(mut self, expected: &str) {
         let digest: [u8; 32] = self.hasher.finalize().into();
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         if !self.failed && format!("sha256:{hex}") == expected {
@@ -157,11 +165,11 @@ impl Copy {
 
 #[derive(Debug)]
 enum Copying {
-    Here(Copy),
+    Here(CacheCopy),
     /// A long download is hashed and written on a helper thread, so that the reader's thread
     /// inflates and walks while another core does the rest: the cache is written from the
     /// very bytes the walk reads, at no cost to it.
-    Helper(Offload<Copy>),
+    Helper(Offload<CacheCopy>),
 }
 
 /// Tees a download into the cache, committing it only when the stream ends with the expected
@@ -178,13 +186,7 @@ impl<R: Read> CachingReader<R> {
     pub fn new(inner: R, writer: Option<CacheWriter>, expected: &str) -> Self {
         Self {
             inner,
-            copy: writer.map(|writer| {
-                Copying::Here(Copy {
-                    hasher: Sha256::new(),
-                    writer,
-                    failed: false,
-                })
-            }),
+            copy: writer.map(|writer| Copying::Here(CacheCopy::new(writer))),
             read: 0,
             expected: expected.into(),
         }
@@ -201,7 +203,10 @@ impl<R: Read> CachingReader<R> {
         }
         if let Some(Copying::Here(copy)) = self.copy.take() {
             // A copy whose thread cannot be made is dropped (its temporary file removed).
-            self.copy = Offload::spawn("drydock-cache-copy", copy, Copy::take)
+            let take = |copy: &mut CacheCopy, bytes: &[u8]| {
+                copy.take(bytes);
+            };
+            self.copy = Offload::spawn("drydock-cache-copy", copy, take)
                 .ok()
                 .map(Copying::Helper);
         }
@@ -224,7 +229,9 @@ impl<R: Read> Read for CachingReader<R> {
         }
         self.read += n as u64;
         match &mut self.copy {
-            Some(Copying::Here(copy)) => copy.take(&buf[..n]),
+            Some(Copying::Here(copy)) => {
+                copy.take(&buf[..n]);
+            }
             Some(Copying::Helper(helper)) => helper.feed(&buf[..n]),
             None => {}
         }
