@@ -429,19 +429,10 @@ type Searched<'a> = Result<(String, NodeId, &'a ElfFacts, Via), (Vec<Rejected>, 
 
 /// A search's inputs when no directory of the requester's own is tried: the name, the C
 /// library, the class and the machine.
-type SearchKey = (String, u8, u8, u16);
+type SearchKey = (String, Libc, ElfClass, u16);
 
 fn search_key(name: &str, flavour: Libc, program: &ElfFacts) -> SearchKey {
-    let flavour = match flavour {
-        Libc::Glibc => 0,
-        Libc::Musl => 1,
-        Libc::Other => 2,
-    };
-    let class = match program.class {
-        ElfClass::Elf32 => 0,
-        ElfClass::Elf64 => 1,
-    };
-    (name.to_owned(), flavour, class, program.machine)
+    (name.to_owned(), flavour, program.class, program.machine)
 }
 
 impl<'a> Loader<'a> {

@@ -67,7 +67,7 @@ const SHT_GNU_HASH: u32 = 0x6fff_fff6;
 /// Loops over linked structures stop here: hostile files may link them in circles.
 const MAX_ENTRIES: usize = 65_536;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum ElfClass {
     #[serde(rename = "elf32")]
     Elf32,
@@ -91,7 +91,7 @@ pub enum ElfKind {
 }
 
 /// The C library a dynamic binary was linked against, told by its interpreter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Libc {
     Glibc,
