@@ -695,16 +695,23 @@ impl<F> Tree<F> {
 
     /// The children linked in `dir` now, newest first.
     fn live_children(&self, dir: NodeId) -> Vec<NodeId> {
-        let mut out = Vec::new();
+        self.live_children_iter(dir).collect()
+    }
+
+    /// The children linked in `dir` now, newest linked first.
+    fn live_children_iter(&self, dir: NodeId) -> impl Iterator<Item = NodeId> + '_ {
         let mut next = self.node(dir).first_child;
-        while next != NONE {
-            let node = &self.nodes[next as usize];
-            if node.flags & DEAD == 0 {
-                out.push(NodeId(next));
+        std::iter::from_fn(move || {
+            while next != NONE {
+                let id = next;
+                let node = &self.nodes[id as usize];
+                next = node.next_sibling;
+                if node.flags & DEAD == 0 {
+                    return Some(NodeId(id));
+                }
             }
-            next = node.next_sibling;
-        }
-        out
+            None
+        })
     }
 
     /// Unlinks `name` from `dir`, charging the bytes it held to the layers that wrote them.
@@ -998,11 +1005,7 @@ impl<F> Tree<F> {
 
     /// The live children of `dir` with their names, in byte order of names.
     fn sorted_children(&self, dir: NodeId) -> Vec<(&[u8], NodeId)> {
-        let mut children: Vec<(&[u8], NodeId)> = self
-            .live_children(dir)
-            .into_iter()
-            .map(|child| (self.names.get(self.node(child).name), child))
-            .collect();
+        let mut children: Vec<(&[u8], NodeId)> = self.children_unsorted(dir).collect();
         children.sort_unstable_by(|a, b| a.0.cmp(b.0));
         children
     }
@@ -1019,22 +1022,10 @@ impl<F> Tree<F> {
     /// [`Tree::children`] in no particular order (newest linked first), without sorting or
     /// collecting them: for a walk of every entry that does not need the order.
     pub fn children_unsorted(&self, dir: NodeId) -> impl Iterator<Item = (&[u8], NodeId)> + '_ {
-        let first = match self.node(dir) {
-            node if node.kind == FileKind::Dir => node.first_child,
-            _ => NONE,
-        };
-        let mut next = first;
-        std::iter::from_fn(move || {
-            while next != NONE {
-                let id = next;
-                let node = &self.nodes[id as usize];
-                next = node.next_sibling;
-                if node.flags & DEAD == 0 {
-                    return Some((self.names.get(node.name), NodeId(id)));
-                }
-            }
-            None
-        })
+        let dir = (self.node(dir).kind == FileKind::Dir).then_some(dir);
+        dir.into_iter()
+            .flat_map(|dir| self.live_children_iter(dir))
+            .map(|child| (self.names.get(self.node(child).name), child))
     }
 
     /// Every entry of the final filesystem with its normalised path, the root first, then
