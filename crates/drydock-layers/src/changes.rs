@@ -254,7 +254,7 @@ struct Reader<'a> {
     path: Vec<u8>,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn byte(&mut self) -> Option<u8> {
         let byte = *self.bytes.get(self.at)?;
         self.at += 1;
@@ -274,7 +274,7 @@ impl Reader<'_> {
         }
     }
 
-    fn bytes(&mut self) -> Option<&[u8]> {
+    fn bytes(&mut self) -> Option<&'a [u8]> {
         let len = usize::try_from(self.varint()?).ok()?;
         let end = self.at.checked_add(len)?;
         let bytes = self.bytes.get(self.at..end)?;
@@ -292,10 +292,7 @@ impl Reader<'_> {
     fn path_in_place(&mut self) -> Option<()> {
         let shared = usize::try_from(self.varint()?).ok()?;
         self.path.truncate(shared);
-        let len = usize::try_from(self.varint()?).ok()?;
-        let end = self.at.checked_add(len)?;
-        let suffix = self.bytes.get(self.at..end)?;
-        self.at = end;
+        let suffix = self.bytes()?;
         self.path.extend_from_slice(suffix);
         Some(())
     }
