@@ -16,7 +16,7 @@
 //! sort of the layer's paths, to the byte (see [`Efficiency::end_layer`]).
 
 use crate::changes::ChangeBuffer;
-use crate::names::{KeyedMap, NONE, Names};
+use crate::names::{KeyedMap, NONE, Names, pair_key};
 use crate::tree::Tree;
 use crate::walk::{Change, FileKind};
 
@@ -46,11 +46,6 @@ const CANDIDATE_PARENT: u8 = 1 << 5;
 const SORTED_AS_LEAF: u8 = 1 << 6;
 
 const ROOT: u32 = 0;
-
-/// The key of `Efficiency::index` for the path `name` under `parent`: one word, hashed once.
-fn parent_name(parent: u32, name: u32) -> u64 {
-    (u64::from(parent) << 32) | u64::from(name)
-}
 
 /// A path several layers touch.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -95,7 +90,7 @@ struct LayerScratch {
 #[derive(Debug)]
 pub struct Efficiency {
     names: Names,
-    /// (parent, name) → path ([`parent_name`]).
+    /// (parent, name) → path ([`pair_key`]).
     index: KeyedMap<u64, u32>,
     paths: Vec<PathNode>,
     /// (smallest size, sum of sizes) of the paths touched by two layers or more.
@@ -201,7 +196,7 @@ impl Efficiency {
                 .map_or(path.len(), |i| start + i);
             let name = names.intern(&path[start..end]);
             let next = u32::try_from(paths.len()).unwrap_or(NONE);
-            current = *index.entry(parent_name(current, name)).or_insert_with(|| {
+            current = *index.entry(pair_key(current, name)).or_insert_with(|| {
                 paths.push(PathNode {
                     parent: current,
                     name,
@@ -423,7 +418,7 @@ impl Efficiency {
                 let Some(shorter) = self.names.find(&name[..end]) else {
                     continue;
                 };
-                let Some(&candidate) = self.index.get(&parent_name(node.parent, shorter)) else {
+                let Some(&candidate) = self.index.get(&pair_key(node.parent, shorter)) else {
                     continue;
                 };
                 if self.paths[candidate as usize].flags & (TOUCHED | HAS_DESCENDANT)

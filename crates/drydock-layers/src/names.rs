@@ -17,6 +17,11 @@ pub(crate) type Keyed = foldhash::fast::RandomState;
 /// A map keyed by the [`Keyed`] hash.
 pub(crate) type KeyedMap<K, V> = HashMap<K, V, Keyed>;
 
+/// The key of a (container, name) index: one word, hashed once.
+pub(crate) fn pair_key(container: u32, name: u32) -> u64 {
+    (u64::from(container) << 32) | u64::from(name)
+}
+
 /// A hasher for keys that are already uniform 64-bit hashes (keyed hash outputs): it
 /// passes them through, so that no key is hashed twice.
 #[derive(Debug, Default, Clone, Copy)]

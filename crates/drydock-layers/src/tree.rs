@@ -1,6 +1,6 @@
 use crate::changes::ChangeBuffer;
 use crate::error::ApplyError;
-use crate::names::{KeyedMap, NONE, Names};
+use crate::names::{KeyedMap, NONE, Names, pair_key};
 use crate::path;
 use crate::walk::{Change, EntryMeta, FileKind};
 
@@ -103,7 +103,7 @@ pub struct Tree<F> {
     nodes: Vec<Node>,
     inodes: Vec<Inode>,
     names: Names,
-    /// (directory, name) → the child linked there now ([`dir_name`]).
+    /// (directory, name) → the child linked there now ([`pair_key`]).
     index: KeyedMap<u64, u32>,
     /// Metadata that does not fit an [`Inode`], by inode.
     wide: KeyedMap<u32, EntryMeta>,
@@ -257,11 +257,6 @@ fn root_meta() -> EntryMeta {
         mode: 0o755,
         ..EntryMeta::default()
     }
-}
-
-/// The key of `Tree::index` for the child `name` of `dir`: one word, hashed once.
-fn dir_name(dir: u32, name: u32) -> u64 {
-    (u64::from(dir) << 32) | u64::from(name)
 }
 
 fn id(len: usize) -> u32 {
@@ -651,12 +646,12 @@ impl<F> Tree<F> {
             let (indexed, inserted) = (parent.flags & INDEXED != 0, parent.inserted);
             self.nodes.push(node);
             if indexed {
-                self.index.insert(dir_name(dir.0, name), id);
+                self.index.insert(pair_key(dir.0, name), id);
             } else if inserted > SMALL_DIR {
                 // Grown past a short list: index every child from now on.
                 for child in self.live_children(dir) {
                     let name = self.node(child).name;
-                    self.index.insert(dir_name(dir.0, name), child.0);
+                    self.index.insert(pair_key(dir.0, name), child.0);
                 }
                 self.nodes[dir.0 as usize].flags |= INDEXED;
             }
@@ -680,7 +675,7 @@ impl<F> Tree<F> {
             return None;
         }
         if parent.flags & INDEXED != 0 {
-            return self.index.get(&dir_name(dir.0, name)).map(|&id| NodeId(id));
+            return self.index.get(&pair_key(dir.0, name)).map(|&id| NodeId(id));
         }
         let mut next = parent.first_child;
         while next != NONE {
@@ -727,9 +722,9 @@ impl<F> Tree<F> {
         self.parents.clear();
         self.nodes[child.0 as usize].flags |= DEAD;
         if self.node(dir).flags & INDEXED != 0
-            && self.index.get(&dir_name(dir.0, name)) == Some(&child.0)
+            && self.index.get(&pair_key(dir.0, name)) == Some(&child.0)
         {
-            self.index.remove(&dir_name(dir.0, name));
+            self.index.remove(&pair_key(dir.0, name));
         }
         let mut pending = vec![child];
         while let Some(id) = pending.pop() {
@@ -741,7 +736,7 @@ impl<F> Tree<F> {
                     for grandchild in self.live_children(id) {
                         if indexed {
                             let name = self.node(grandchild).name;
-                            self.index.remove(&dir_name(id.0, name));
+                            self.index.remove(&pair_key(id.0, name));
                         }
                         pending.push(grandchild);
                     }
