@@ -1,10 +1,9 @@
 use std::fmt;
 use std::io::{self, Read};
-use std::sync::OnceLock;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::offload::Offload;
+use crate::offload::{OFFLOAD_AFTER, Offload, has_spare_core};
 
 /// A sha256 digest, displayed as `sha256:<hex>` like OCI descriptors.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,10 +36,6 @@ impl fmt::Debug for Sha256Digest {
         fmt::Display::fmt(self, f)
     }
 }
-
-/// Bytes hashed on the reader's own thread before [`HashingReader::on_a_helper_thread`] moves
-/// the hashing off it: a small stream is not worth a thread.
-const OFFLOAD_AFTER: u64 = 4 << 20;
 
 /// A reader that hashes and counts every byte that passes through it.
 #[derive(Debug)]
@@ -107,11 +102,11 @@ impl<R: Read> HashingReader<R> {
         self
     }
 
-    /// Hashes on a helper thread once the stream is past a few megabytes (and the machine has
-    /// a core to spare), so that the reader's thread decompresses and walks while another core
-    /// hashes. The digest is the same either way.
+    /// Hashes on a helper thread once the stream is past [`OFFLOAD_AFTER`] bytes (and the
+    /// machine has a core to spare), so that the reader's thread decompresses and walks while
+    /// another core hashes. The digest is the same either way.
     pub fn on_a_helper_thread(mut self) -> Self {
-        self.offload = spare_core();
+        self.offload = has_spare_core();
         self
     }
 
@@ -127,12 +122,6 @@ impl<R: Read> HashingReader<R> {
         let digest = self.hasher.map(StreamHasher::finish).transpose()?;
         Ok((digest, self.count))
     }
-}
-
-/// Whether this process may use more than one core.
-fn spare_core() -> bool {
-    static SPARE: OnceLock<bool> = OnceLock::new();
-    *SPARE.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
 }
 
 impl<R: Read> Read for HashingReader<R> {

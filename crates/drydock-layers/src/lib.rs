@@ -37,7 +37,7 @@ pub use compression::{Compression, Decoder, decoder, describe_content, is_tar_he
 pub use digest::{HashingReader, Sha256Digest};
 pub use efficiency::{Efficiency, EfficiencySummary, Inefficiency};
 pub use error::{ApplyError, WalkError};
-pub use offload::Offload;
+pub use offload::{OFFLOAD_AFTER, Offload, has_spare_core};
 pub use readahead::ReadAhead;
 pub use tree::{EntryView, FirstLayer, LayerStats, Lookup, MAX_SYMLINK_HOPS, NodeId, Tree};
 pub use walk::{

@@ -3,8 +3,19 @@
 //! The two meet in a bounded queue, so memory stays at `DEPTH` × `CHUNK` whatever the stream's
 //! length, and buffers are handed back to be reused.
 
+use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
+
+/// Bytes a stream is worked on its reader's own thread before the work moves to a helper
+/// thread: a small stream is not worth a thread.
+pub const OFFLOAD_AFTER: u64 = 4 << 20;
+
+/// Whether this process may use more than one core (else a helper thread only adds copies).
+pub fn has_spare_core() -> bool {
+    static SPARE: OnceLock<bool> = OnceLock::new();
+    *SPARE.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}
 
 /// Bytes per buffer handed over.
 pub(crate) const CHUNK: usize = 256 * 1024;

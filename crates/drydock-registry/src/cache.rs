@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use drydock_layers::Offload;
+use drydock_layers::{OFFLOAD_AFTER, Offload, has_spare_core};
 use sha2::{Digest as _, Sha256};
 
 /// A directory of verified blobs, `blobs/sha256/<hex>`.
@@ -122,9 +122,6 @@ impl Drop for CacheWriter {
     }
 }
 
-/// Bytes hashed and written on the reader's thread before the rest moves to a helper thread.
-const OFFLOAD_AFTER: u64 = 4 << 20;
-
 /// The cache copy of a download and the sha256 that decides whether it is kept.
 #[derive(Debug)]
 pub(crate) struct CacheCopy {
@@ -194,11 +191,10 @@ impl<R: Read> CachingReader<R> {
 
     /// Moves the copy to a helper thread once the download is long (and a core is spare).
     fn offload_if_long(&mut self) {
-        if self.read <= OFFLOAD_AFTER || !matches!(self.copy, Some(Copying::Here(_))) {
-            return;
-        }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if cores < 2 {
+        if self.read <= OFFLOAD_AFTER
+            || !has_spare_core()
+            || !matches!(self.copy, Some(Copying::Here(_)))
+        {
             return;
         }
         if let Some(Copying::Here(copy)) = self.copy.take() {
