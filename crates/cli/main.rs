@@ -68,7 +68,7 @@ fn init_logging(verbose: u8, quiet: bool) {
             write!(
                 buf,
                 "[{} {level}{}{level:#}",
-                buf.timestamp(),
+                buf.timestamp_millis(),
                 record.level()
             )?;
             if with_target {

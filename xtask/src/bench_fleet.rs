@@ -8,6 +8,10 @@
 //! scan --no-cache` (by reference, from the same registry) of one image made of every unique
 //! layer (the base and the fifty tops), which downloads, hashes, inflates and walks each of
 //! them once and builds one tree. Written to `docs/benchmarks.md` as its own section.
+//!
+//! `DRYDOCK_FLEET_LOG=debug` makes each replica log its stages with their times (claim, facts
+//! cache reads and writes, walks, replay, checks, the verdict's write) to
+//! `target/bench/fleet/run-<replicas>x<workers>/replica-<n>/serve.log`.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -283,14 +287,21 @@ impl Replica {
                 dir.join("blobs").display()
             ),
         )?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args(["serve", "--config"])
             .arg(&config)
             .env("HOME", &dir)
             .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
             .env_remove("DOCKER_CONFIG")
             .env_remove("REGISTRY_AUTH_FILE")
-            .env_remove("DRYDOCK_LOG")
+            .env_remove("DRYDOCK_LOG");
+        // A trace of each replica's stages (`debug` logs each with its time), kept in its
+        // `serve.log` until the next run.
+        if let Ok(filters) = std::env::var("DRYDOCK_FLEET_LOG") {
+            command.env("DRYDOCK_LOG", filters);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(dir.join("serve.log"))?)

@@ -60,8 +60,13 @@ pub fn report(scanned: &Scanned, gate: Gate, policy: Option<&Policy>) -> Report 
         .with_efficiency(&scanned.efficiency)
         .with_secrets(&scanned.secrets);
     let enabled = |id: &str| policy.is_none_or(|p| p.is_enabled(id));
+    let started = std::time::Instant::now();
     let findings = drydock_checks::run(&cx, &enabled);
-    log::info!("{} finding(s) before the policy", findings.len());
+    log::info!(
+        "{} finding(s) before the policy, in {:.2?}",
+        findings.len(),
+        started.elapsed()
+    );
     let stats = scanned.tree.layer_stats();
     let layers = scanned
         .layers

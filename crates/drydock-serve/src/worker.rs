@@ -111,6 +111,7 @@ fn run(shared: &Shared, job: Job) {
         let started = Instant::now();
         let outcome = scan_job(shared, &job);
         shared.metrics.scan_seconds(started.elapsed().as_secs_f64());
+        log::debug!("job {id}: scanned in {:.2?}", started.elapsed());
         outcome
     };
     if let Ok(mut credentials) = shared.credentials.lock() {
@@ -136,6 +137,7 @@ fn run(shared: &Shared, job: Job) {
     let lease = shared.config.lease();
     let started = Instant::now();
     let mut delay = Duration::from_millis(500);
+    let storing = Instant::now();
     while let Err(e) = store() {
         log::error!("job {id}: {e}");
         shared.metrics.error("store");
@@ -146,6 +148,7 @@ fn run(shared: &Shared, job: Job) {
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_secs(10));
     }
+    log::debug!("job {id}: stored in {:.2?}", storing.elapsed());
 }
 
 type Outcome = (Vec<Verdict>, Option<Vec<Child>>, Option<String>);
