@@ -1,13 +1,20 @@
 //! The layer facts cache (`--cache-dir`, `facts/`): a damaged entry is noticed and ignored,
-//! the layer walked again and the entry rewritten; a secret's value never reaches the cache.
+//! the layer walked again and the entry rewritten; a secret's value never reaches the cache;
+//! two scans at once walk a layer they share once.
 //! (That the reports with and without the cache are the same on every fixture is in
 //! `differential.rs`.)
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::support::{drydock, fixture};
+use drydock_scan::{FactsCacheEvent, FactsKey, FactsStore, Gate, ScanProgress, ScanRequest};
+
+use crate::support::{RawLayer, TarEntry, drydock, fixture, write_layout};
 
 fn scan(image: &str, cache: Option<&Path>) -> Output {
     let mut command = drydock();
@@ -170,4 +177,158 @@ fn a_secret_value_never_reaches_the_facts_cache() {
         );
     }
     assert!(!contains(b"PRIVATE KEY-----"));
+}
+
+/// A facts store in memory for two scans at once: the first two lookups of the `shared`
+/// layer wait for each other (both scans missed it), and the first entry stored for it waits
+/// until a scan looked it up a third time (the other scan, waiting for it). Counts what was
+/// stored, by diff id.
+#[derive(Debug)]
+struct MeetingStore {
+    shared: String,
+    entries: Mutex<HashMap<String, Vec<u8>>>,
+    puts: Mutex<HashMap<String, usize>>,
+    lookups: AtomicUsize,
+    meeting: Barrier,
+}
+
+impl FactsStore for MeetingStore {
+    fn head(&self, key: &FactsKey<'_>, len: usize) -> Option<Vec<u8>> {
+        if key.diff_id == self.shared && self.lookups.fetch_add(1, Ordering::SeqCst) < 2 {
+            self.meeting.wait();
+        }
+        self.get(key).map(|mut entry| {
+            entry.truncate(len);
+            entry
+        })
+    }
+
+    fn get(&self, key: &FactsKey<'_>) -> Option<Vec<u8>> {
+        self.entries.lock().unwrap().get(key.diff_id).cloned()
+    }
+
+    fn put(&self, key: &FactsKey<'_>, entry: &[u8]) -> bool {
+        if key.diff_id == self.shared {
+            // Without a claim the other scan walks the layer itself and never looks again:
+            // then this gives up waiting, and the layer is stored twice.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.lookups.load(Ordering::SeqCst) < 3 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        *self
+            .puts
+            .lock()
+            .unwrap()
+            .entry(key.diff_id.to_owned())
+            .or_default() += 1;
+        self.entries
+            .lock()
+            .unwrap()
+            .insert(key.diff_id.to_owned(), entry.to_vec());
+        true
+    }
+}
+
+/// What the facts cache did during one scan.
+#[derive(Default)]
+struct CountEvents(Mutex<Vec<FactsCacheEvent>>);
+
+impl ScanProgress for CountEvents {
+    fn facts_cache(&self, event: FactsCacheEvent) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+impl CountEvents {
+    fn count(&self, event: FactsCacheEvent) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| **e == event)
+            .count()
+    }
+}
+
+/// Two scans at once of two images sharing a base that neither finds in the facts cache: one
+/// walks the base, the other walks only its own top and takes the base's facts from the
+/// entry the first stored; both reports are those of scans without any cache.
+#[test]
+fn two_scans_at_once_walk_a_shared_layer_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = fs::read("/bin/ls").unwrap();
+    let filler: Vec<u8> = (0..4u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let base = || {
+        RawLayer::gzip(&[
+            TarEntry::Dir("bin"),
+            TarEntry::File("bin/app", &program),
+            TarEntry::File("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"),
+            TarEntry::File("usr/share/filler", &filler),
+        ])
+    };
+    let shared = base().diff_id;
+    let layouts: Vec<PathBuf> = (0..2)
+        .map(|n| {
+            let top = format!("service {n}\n");
+            write_layout(
+                &dir.path().join(format!("service-{n}")),
+                &[
+                    base(),
+                    RawLayer::gzip(&[TarEntry::File("app/build.txt", top.as_bytes())]),
+                ],
+                &["/bin/app"],
+            )
+        })
+        .collect();
+    let store = Arc::new(MeetingStore {
+        shared: shared.clone(),
+        entries: Mutex::default(),
+        puts: Mutex::default(),
+        lookups: AtomicUsize::new(0),
+        meeting: Barrier::new(2),
+    });
+    let scan_with = |layout: &Path, store: Option<Arc<MeetingStore>>, progress: &CountEvents| {
+        let request = ScanRequest {
+            facts_store: store.map(|s| s as Arc<dyn FactsStore>),
+            platform: Some("linux/amd64".parse().unwrap()),
+            ..ScanRequest::new(layout.display().to_string())
+        };
+        let report = drydock_scan::scan(&request, Gate::default(), None, progress).unwrap();
+        let mut json = serde_json::to_value(&report).unwrap();
+        json.as_object_mut().unwrap().remove("scanned_at");
+        json
+    };
+    let progress = [CountEvents::default(), CountEvents::default()];
+    let reports: Vec<serde_json::Value> = std::thread::scope(|scope| {
+        let scans: Vec<_> = layouts
+            .iter()
+            .zip(&progress)
+            .map(|(layout, progress)| {
+                let store = Arc::clone(&store);
+                scope.spawn(move || scan_with(layout, Some(store), progress))
+            })
+            .collect();
+        scans.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    let puts = store.puts.lock().unwrap().clone();
+    assert_eq!(
+        puts.get(&shared),
+        Some(&1),
+        "the base was stored once: {puts:?}"
+    );
+    assert_eq!(puts.len(), 3, "the base and each top: {puts:?}");
+    let count = |event| progress.iter().map(|p| p.count(event)).sum::<usize>();
+    assert_eq!(count(FactsCacheEvent::Miss), 3, "the base once, each top");
+    assert_eq!(
+        count(FactsCacheEvent::Hit),
+        1,
+        "the base, for the scan that waited"
+    );
+    assert_eq!(count(FactsCacheEvent::Stored), 3);
+    for (layout, report) in layouts.iter().zip(&reports) {
+        assert_eq!(*report, scan_with(layout, None, &CountEvents::default()));
+    }
 }

@@ -667,6 +667,41 @@ fn serve_pg_store_claims_migrations_and_subject_locks() {
     });
     assert_eq!(runs.load(Ordering::SeqCst), 20);
     assert_eq!(overlaps.load(Ordering::SeqCst), 0);
+
+    // A layer's walk is claimed by one replica at a time: given up when its claim is dropped,
+    // and by the server when the claiming replica's connection dies.
+    let layer = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let claim = stores[0].facts_claim("v1", layer).unwrap();
+    assert!(claim.is_some(), "nobody held it");
+    assert!(stores[1].facts_claim("v1", layer).unwrap().is_none());
+    // Another layer, or another entry version, is another claim.
+    let other = stores[1]
+        .facts_claim("v1", &layer.replace('0', "f"))
+        .unwrap();
+    assert!(other.is_some());
+    assert!(stores[1].facts_claim("v2", layer).unwrap().is_some());
+    drop(claim);
+    let again = stores[1].facts_claim("v1", layer).unwrap();
+    assert!(again.is_some(), "given up when dropped");
+    assert!(stores[2].facts_claim("v1", layer).unwrap().is_none());
+    // The holder's connection killed (a replica gone): the server gave its claims up.
+    psql(
+        &url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_locks \
+         WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()",
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while stores[2].facts_claim("v1", layer).unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a dead replica's claim was never given up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The replica whose connection died claims again on a new one.
+    drop(again);
+    drop(other);
+    assert!(stores[1].facts_claim("v1", layer).unwrap().is_some());
 }
 
 /// An image of two base layers (a dynamically linked program, a user database, an `.env`

@@ -220,6 +220,63 @@ pub trait FactsStore: Send + Sync + std::fmt::Debug {
     fn get(&self, key: &FactsKey<'_>) -> Option<Vec<u8>>;
     /// Stores `entry` under `key`, replacing what was there; `false` when it could not.
     fn put(&self, key: &FactsKey<'_>, entry: &[u8]) -> bool;
+    /// Takes on the walk of the layer under `key` for every scanner sharing the store, so that
+    /// a layer wanted by several scans at once is walked once: `Some(guard)` when no other
+    /// scanner has it now (the guard gives it up when dropped, and the store must give it up
+    /// by itself when the holder's process dies), `None` when another one walks it now. A
+    /// store that cannot tell answers `Some`: a layer walked twice is only slower.
+    fn claim(&self, key: &FactsKey<'_>) -> Option<Box<dyn Send>> {
+        let _ = key;
+        Some(Box::new(()))
+    }
+}
+
+/// The layers some scan of this process is walking for a facts cache, by cache and key.
+static WALKING: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// A layer's walk taken on by this scan ([`FactsCache::claim`]): the other scans that want
+/// the layer wait for its entry until this is dropped, once the entry is written or the walk
+/// failed.
+pub(crate) struct Claim {
+    /// In [`WALKING`], when the key is one.
+    local: Option<String>,
+    /// The store's guard, for the scanners of other processes.
+    _shared: Option<Box<dyn Send>>,
+}
+
+impl std::fmt::Debug for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claim").field("local", &self.local).finish()
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(key) = self.local.take() {
+            let mut walking = WALKING.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(at) = walking.iter().position(|k| *k == key) {
+                walking.swap_remove(at);
+            }
+        }
+    }
+}
+
+/// What a scan does about a layer the facts cache has no entry for.
+#[derive(Debug)]
+pub(crate) enum Turn {
+    /// Walk it: no other scan is walking it.
+    Walk(Claim),
+    /// Another scan is walking it: wait for its entry ([`FactsCache::wait_for`]).
+    Wait,
+}
+
+/// What waiting for another scan's walk gave.
+#[derive(Debug)]
+pub(crate) enum Waited {
+    /// Its entry, found as [`FactsCache::probe`] finds one.
+    Cached(LayerWalk<FileFacts>),
+    /// No entry (the other walk failed, or its store lost it): walk the layer.
+    Walk(Claim),
 }
 
 /// The key of an entry in a [`FactsStore`].
@@ -317,6 +374,66 @@ impl FactsCache {
             log::debug!("{diff_id}: the facts cache has no entry for blob {digest}");
         }
         hit
+    }
+
+    /// Takes on the walk of `diff_id`, unless another scan (of this process, or of another
+    /// sharing the store) is walking it now.
+    pub fn claim(&self, diff_id: &str) -> Turn {
+        let Some(key) = self.key(diff_id) else {
+            // Not a key the cache can hold: nobody waits for it.
+            return Turn::Walk(Claim {
+                local: None,
+                _shared: None,
+            });
+        };
+        let local = match &self.backend {
+            Backend::Dir(dir) => format!("{}\0{diff_id}", dir.display()),
+            Backend::Store(store) => format!(
+                "store {:p}\0{}\0{diff_id}",
+                std::sync::Arc::as_ptr(store),
+                self.version
+            ),
+        };
+        {
+            let mut walking = WALKING.lock().unwrap_or_else(|e| e.into_inner());
+            if walking.contains(&local) {
+                return Turn::Wait;
+            }
+            walking.push(local.clone());
+        }
+        let mut claim = Claim {
+            local: Some(local),
+            _shared: None,
+        };
+        if let Backend::Store(store) = &self.backend {
+            match store.claim(&key) {
+                Some(guard) => claim._shared = Some(guard),
+                // Dropping `claim` gives the local key up.
+                None => return Turn::Wait,
+            }
+        }
+        Turn::Walk(claim)
+    }
+
+    /// Waits while another scan walks `diff_id` (see [`FactsCache::claim`]), looking for its
+    /// entry for the blob `digest` now and then: the entry once it is written, or the walk to
+    /// take on when the other scan gave it up without one.
+    pub fn wait_for(&self, diff_id: &str, digest: &str, size: Option<u64>) -> Waited {
+        let mut pause = std::time::Duration::from_millis(5);
+        loop {
+            if let Some(walk) = self.probe(diff_id, digest, size) {
+                return Waited::Cached(walk);
+            }
+            if let Turn::Walk(claim) = self.claim(diff_id) {
+                // The other scan may have written it just before giving it up.
+                return match self.probe(diff_id, digest, size) {
+                    Some(walk) => Waited::Cached(walk),
+                    None => Waited::Walk(claim),
+                };
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(100));
+        }
     }
 
     /// The entry for `diff_id`, whole and checked; why not otherwise (logged when ignored).

@@ -20,7 +20,7 @@ use drydock_source::{
 use rayon::prelude::*;
 
 use crate::error::ScanError;
-use crate::facts_cache::{FactsCache, Miss};
+use crate::facts_cache::{Claim, FactsCache, Miss, Turn, Waited};
 use crate::progress::{FactsCacheEvent, ScanProgress};
 use crate::request::{BlobCacheChoice, RegistryOptions, ScanRequest, SourceChoice};
 
@@ -58,6 +58,20 @@ struct WalkedBlob {
     changes: Held,
     /// Credentials among its files, in tar order.
     secrets: Vec<LayerSecret>,
+    /// Written to the facts cache as soon as it was walked.
+    stored: bool,
+}
+
+impl WalkedBlob {
+    /// A layer the facts cache has: its entry is read when its turn to be applied comes.
+    fn cached(walk: LayerWalk<FileFacts>) -> Self {
+        Self {
+            walk,
+            changes: Held::Cached,
+            secrets: Vec::new(),
+            stored: false,
+        }
+    }
 }
 
 /// A walked layer's changes until its turn to be applied.
@@ -121,6 +135,7 @@ fn walk_buffered(
         walk,
         changes: Held::Buffer(buffer),
         secrets,
+        stored: false,
     })
 }
 
@@ -141,6 +156,7 @@ fn walk_listed(
         walk,
         changes: Held::List,
         secrets,
+        stored: false,
     })
 }
 
@@ -176,6 +192,7 @@ fn walk_applied(
         walk,
         changes: Held::Applied(outcome),
         secrets,
+        stored: false,
     })
 }
 
@@ -292,6 +309,7 @@ fn facts_cache(request: &ScanRequest, from_registry: bool) -> Option<FactsCache>
 /// Opens, resolves, walks and applies every layer of the image `request` names, within its
 /// limits.
 pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanned, ScanError> {
+    let started = std::time::Instant::now();
     let limits = &request.limits;
     let origin = origin(request)?;
     let facts = facts_cache(request, matches!(origin, Origin::Registry(_)));
@@ -342,6 +360,7 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
     let (image, walks) = match opened {
         Opened::Random(store) => {
             let image = drydock_source::resolve(&*store, &spec.location, &selector)?;
+            log::debug!("image resolved in {:.2?}", started.elapsed());
             log_image(&image);
             let sizes: Option<u64> = image.layers.iter().map(|l| l.size).sum();
             progress.layers(image.layers.len(), sizes);
@@ -400,6 +419,7 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
             (image, Walks::Done(walks))
         }
     };
+    log::debug!("layers read in {:.2?} since the start", started.elapsed());
     let source = label.unwrap_or_else(|| source_label(&spec, &image));
     let Applied {
         mut tree,
@@ -442,13 +462,13 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
             mut walk,
             mut changes,
             secrets: mut found,
+            stored: _,
         } = walked;
-        // Only a layer walked here from a random-access store, named by its blob digest, is
-        // stored (see `walk_in_parallel`); what came from the cache is not written back.
-        let mut store_facts = facts.as_ref().filter(|_| {
-            store.is_some() && layer.digest.is_some() && !matches!(changes, Held::Cached)
-        });
+        // A walk of `walk_in_parallel` was stored as soon as it checked out; a layer walked
+        // here because its entry was not believed is stored below.
+        let mut store_facts = None;
         if let (Held::Cached, Some(cache)) = (&changes, &facts) {
+            let reading = std::time::Instant::now();
             let entry = match cache.read(&layer.diff_id) {
                 Ok(entry)
                     if entry.walk.blob_digest == walk.blob_digest
@@ -467,8 +487,14 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
             });
             match (entry.ok(), &store, layer.blob.as_deref()) {
                 (Some(entry), _, _) => {
+                    let read = reading.elapsed();
                     walk = entry.walk;
                     changes = replay_cached(&mut tree, &mut efficiency, layer.index, entry.changes);
+                    log::debug!(
+                        "{}: facts cache entry read in {read:.2?}, replayed in {:.2?}",
+                        layer.label(),
+                        reading.elapsed() - read
+                    );
                     found = entry.secrets;
                     for secret in &mut found {
                         secret.layer = layer.index;
@@ -539,6 +565,7 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
         })?;
     }
     let efficiency = efficiency.summary();
+    log::debug!("image loaded in {:.2?}", started.elapsed());
     let mut image = image;
     image.notes.extend(notes);
     Ok(Scanned {
@@ -596,7 +623,9 @@ const MAX_DOWNLOADS: usize = 4;
 /// compactly until their turn.
 ///
 /// With a facts cache, each layer is looked up first and only the misses are walked, every one
-/// into a buffer (the first too), so that it can be stored once its digests check out.
+/// into a buffer (the first too), and stored as soon as its digests check out. A miss that
+/// another scan is walking at this moment (of this process, or of another sharing the store)
+/// is not walked twice: once this scan's own walks are done, it waits for the other's entry.
 fn walk_in_parallel(
     store: &dyn BlobStore,
     image: &Image,
@@ -613,15 +642,23 @@ fn walk_in_parallel(
         .iter()
         .position(|l| l.blob.is_some())
         .filter(|_| facts.is_none());
-    // The facts cache first: a layer found there is neither fetched nor walked.
-    let work: Vec<(usize, Option<LayerWalk<FileFacts>>)> = order
+    // The facts cache first: a layer found there is neither fetched nor walked, nor is one
+    // that another scan is walking now.
+    let work: Vec<(usize, Work)> = order
         .iter()
         .map(|&i| {
             let layer = &image.layers[i];
-            let cached = layer.blob.as_ref().and(facts).zip(layer.digest.as_deref());
-            let cached =
-                cached.and_then(|(cache, digest)| cache.probe(&layer.diff_id, digest, layer.size));
-            (i, cached)
+            let Some((cache, digest)) = layer.blob.as_ref().and(facts).zip(layer.digest.as_deref())
+            else {
+                return (i, Work::Walk(None));
+            };
+            if let Some(walk) = cache.probe(&layer.diff_id, digest, layer.size) {
+                return (i, Work::Cached(walk));
+            }
+            match cache.claim(&layer.diff_id) {
+                Turn::Walk(claim) => (i, Work::Walk(Some(claim))),
+                Turn::Wait => (i, Work::Wait),
+            }
         })
         .collect();
     // The walkers take the biggest layers first; the rest are fetched ahead meanwhile, up to
@@ -629,7 +666,7 @@ fn walk_in_parallel(
     let walkers = rayon::current_num_threads();
     let ahead: Mutex<VecDeque<&str>> = Mutex::new(
         work.iter()
-            .filter(|(_, cached)| cached.is_none())
+            .filter(|(_, work)| matches!(work, Work::Walk(_)))
             .filter_map(|&(i, _)| image.layers[i].blob.as_deref())
             .skip(walkers)
             .collect(),
@@ -641,17 +678,10 @@ fn walk_in_parallel(
         0
     };
     let stop = AtomicBool::new(false);
-    let walk = |(i, cached): (usize, Option<LayerWalk<FileFacts>>)| {
+    let walk = |i: usize, claim: Option<Claim>| {
         let layer = &image.layers[i];
         let started = std::time::Instant::now();
         let walked = layer.blob.as_deref().map(|blob| {
-            if let Some(walk) = cached {
-                return Ok(WalkedBlob {
-                    walk,
-                    changes: Held::Cached,
-                    secrets: Vec::new(),
-                });
-            }
             if facts.is_some() {
                 progress.facts_cache(FactsCacheEvent::Miss);
             }
@@ -659,24 +689,22 @@ fn walk_in_parallel(
                 .open(blob)
                 .map(|r| progress.reader(r))
                 .map_err(LayerError::Open)?;
-            if first == Some(i) {
+            let mut walked = if first == Some(i) {
                 walk_applied(layer.index, reader, limits, budget, applied)
             } else {
                 walk_buffered(layer.index, reader, limits, budget)
             }
-            .map_err(LayerError::Walk)
+            .map_err(LayerError::Walk)?;
+            walked.stored = facts.is_some_and(|cache| keep(cache, layer, &walked, progress));
+            Ok(walked)
         });
+        // Given up only now, the entry written: another scan waiting for it finds it.
+        drop(claim);
         progress.layer_done();
-        let how = match &walked {
-            Some(Ok(WalkedBlob {
-                changes: Held::Cached,
-                ..
-            })) => "found in the facts cache",
-            _ => "walked",
-        };
-        log::debug!("{}: {how} in {:.2?}", layer.label(), started.elapsed());
-        (i, walked)
+        log::debug!("{}: walked in {:.2?}", layer.label(), started.elapsed());
+        walked
     };
+    let mut waiting = Vec::new();
     let mut results: Vec<(usize, Option<Walked>)> = std::thread::scope(|scope| {
         for _ in 0..fetchers {
             scope.spawn(|| {
@@ -687,13 +715,91 @@ fn walk_in_parallel(
                 }
             });
         }
-        let results = work.into_par_iter().with_max_len(1).map(walk).collect();
+        let mut mine = Vec::new();
+        let mut results = Vec::new();
+        for (i, work) in work {
+            match work {
+                Work::Cached(walk) => {
+                    progress.layer_done();
+                    log::debug!("{}: found in the facts cache", image.layers[i].label());
+                    results.push((i, Some(Ok(WalkedBlob::cached(walk)))));
+                }
+                Work::Walk(claim) => mine.push((i, claim)),
+                Work::Wait => waiting.push(i),
+            }
+        }
+        results.par_extend(
+            mine.into_par_iter()
+                .with_max_len(1)
+                .map(|(i, claim)| (i, walk(i, claim))),
+        );
         // Every layer was opened by now, unless a walk failed: the rest is not wanted.
         stop.store(true, Ordering::Relaxed);
         results
     });
+    // The layers another scan was walking: its entry, or the walk when it gave up without one.
+    for i in waiting {
+        let layer = &image.layers[i];
+        let (Some(cache), Some(digest)) = (facts, layer.digest.as_deref()) else {
+            continue;
+        };
+        let started = std::time::Instant::now();
+        let walked = match cache.wait_for(&layer.diff_id, digest, layer.size) {
+            Waited::Cached(walk) => {
+                progress.layer_done();
+                log::debug!(
+                    "{}: found in the facts cache after another scan's walk, {:.2?} later",
+                    layer.label(),
+                    started.elapsed()
+                );
+                Some(Ok(WalkedBlob::cached(walk)))
+            }
+            Waited::Walk(claim) => walk(i, Some(claim)),
+        };
+        results.push((i, walked));
+    }
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, walked)| walked).collect()
+}
+
+/// What [`walk_in_parallel`] does about one layer.
+enum Work {
+    /// Nothing: the facts cache has its entry, whose header gave the walk's measurements.
+    Cached(LayerWalk<FileFacts>),
+    /// Walk it, as the facts cache's one walker of it when it has a claim.
+    Walk(Option<Claim>),
+    /// Wait for another scan's walk of it.
+    Wait,
+}
+
+/// Stores a walked layer in the facts cache once its digests check out against the image
+/// (and only then: the apply loop reports a mismatch); `true` when it is stored.
+fn keep(
+    cache: &FactsCache,
+    layer: &Layer,
+    walked: &WalkedBlob,
+    progress: &dyn ScanProgress,
+) -> bool {
+    let Held::Buffer(buffer) = &walked.changes else {
+        return false;
+    };
+    let walk = &walked.walk;
+    if layer.digest.is_none()
+        || layer
+            .verify(
+                &walk.blob_digest.to_string(),
+                walk.blob_size,
+                &walk.diff_id.to_string(),
+            )
+            .is_err()
+    {
+        return false;
+    }
+    let stored = cache.write(walk, buffer, &walked.secrets);
+    if stored {
+        progress.facts_cache(FactsCacheEvent::Stored);
+    }
+    stored
 }
 
 /// A layer whose media type names another compression than its bytes have: read by its bytes,

@@ -8,6 +8,7 @@
 //! scan goes on and walks the layer.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use drydock_scan::{FactsCacheEvent, FactsKey, FactsStore, ScanProgress};
 
@@ -39,18 +40,46 @@ impl FactsStore for StoreFacts {
     }
 
     fn get(&self, key: &FactsKey<'_>) -> Option<Vec<u8>> {
-        self.0
+        let started = Instant::now();
+        let entry = self
+            .0
             .facts_get(key.version, key.diff_id, now())
             .map_err(|e| log::warn!("{}: facts cache read failed: {e}", key.diff_id))
             .ok()
-            .flatten()
+            .flatten();
+        log::debug!(
+            "{}: {} bytes from the store's facts cache in {:.2?}",
+            key.diff_id,
+            entry.as_ref().map_or(0, Vec::len),
+            started.elapsed()
+        );
+        entry
     }
 
     fn put(&self, key: &FactsKey<'_>, entry: &[u8]) -> bool {
-        self.0
+        let started = Instant::now();
+        let stored = self
+            .0
             .facts_put(key.version, key.diff_id, entry, now())
             .map_err(|e| log::warn!("{}: facts cache write failed: {e}", key.diff_id))
-            .is_ok()
+            .is_ok();
+        log::debug!(
+            "{}: {} bytes into the store's facts cache in {:.2?}",
+            key.diff_id,
+            entry.len(),
+            started.elapsed()
+        );
+        stored
+    }
+
+    fn claim(&self, key: &FactsKey<'_>) -> Option<Box<dyn Send>> {
+        self.0
+            .facts_claim(key.version, key.diff_id)
+            .unwrap_or_else(|e| {
+                // Walked without telling the other replicas: at worst twice.
+                log::debug!("{}: the walk is not claimed: {e}", key.diff_id);
+                Some(Box::new(()))
+            })
     }
 }
 

@@ -25,7 +25,7 @@
 //! idempotent (finish, fail, leases, requeue) or harmless when repeated (an enqueue finds its
 //! own job, an event its own id).
 
-use std::sync::{Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use postgres::fallible_iterator::FallibleIterator as _;
@@ -196,6 +196,76 @@ impl Pool {
 /// The store on a PostgreSQL database.
 pub struct PostgresStore {
     pool: Pool,
+    walks: Arc<WalkLocks>,
+}
+
+/// The connection that holds this replica's layer walk claims ([`Store::facts_claim`]):
+/// session advisory locks, all on one connection so that claims never take the pool's
+/// connections from the workers and handlers; opened when first needed and again after it
+/// broke (which gave every claim up: at worst a layer is walked twice).
+struct WalkLocks {
+    config: postgres::Config,
+    tls: RustlsMake,
+    client: Mutex<Option<Client>>,
+}
+
+/// The advisory lock (two-key form, beside the subjects') of one layer's walk.
+const WALK_LOCK: &str = "hashtext('drydock-facts'), hashtext($1)";
+
+impl WalkLocks {
+    /// Runs `op` on the connection, opening it when there is none; a connection that failed
+    /// is dropped, and `op` runs once more on a new one (the server may have restarted).
+    fn with<T>(
+        &self,
+        mut op: impl FnMut(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut slot = self
+            .client
+            .lock()
+            .map_err(|_| StoreError("the walk lock connection's lock is poisoned".into()))?;
+        let mut tries = 2;
+        loop {
+            tries -= 1;
+            let client = match slot.as_mut() {
+                Some(client) if !client.is_closed() => client,
+                _ => slot.insert(
+                    self.config
+                        .connect(self.tls.clone())
+                        .map_err(|e| StoreError(describe(&e)))?,
+                ),
+            };
+            match op(client) {
+                Ok(value) => return Ok(value),
+                Err(e) => {
+                    *slot = None;
+                    if tries == 0 {
+                        return Err(StoreError(describe(&e)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A claimed layer walk: its lock is given up when dropped.
+struct WalkClaim {
+    locks: Arc<WalkLocks>,
+    name: String,
+}
+
+impl Drop for WalkClaim {
+    fn drop(&mut self) {
+        let unlocked = self.locks.with(|client| {
+            client.execute(
+                &format!("SELECT pg_advisory_unlock({WALK_LOCK})"),
+                &[&self.name],
+            )
+        });
+        if let Err(e) = unlocked {
+            // The connection is gone, and the lock with it.
+            log::debug!("{}: walk lock: {e}", self.name);
+        }
+    }
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -300,10 +370,16 @@ impl PostgresStore {
             // A connection to a vanished host is noticed in about a minute, not two hours.
             config.keepalives_idle(Duration::from_secs(60));
         }
+        let tls = RustlsMake::new(ca_certs)?;
         let store = Self {
+            walks: Arc::new(WalkLocks {
+                config: config.clone(),
+                tls: tls.clone(),
+                client: Mutex::new(None),
+            }),
             pool: Pool {
                 config,
-                tls: RustlsMake::new(ca_certs)?,
+                tls,
                 state: Mutex::new(PoolState {
                     idle: Vec::new(),
                     open: 0,
@@ -760,6 +836,28 @@ impl Store for PostgresStore {
             let n = client.execute(&sql::postgres(sql::PRUNE_FACTS), &[&before])?;
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
         })
+    }
+
+    fn facts_claim(
+        &self,
+        version: &str,
+        diff_id: &str,
+    ) -> Result<Option<Box<dyn Send>>, StoreError> {
+        let name = format!("{version}/{diff_id}");
+        let locked = self.walks.with(|client| {
+            client
+                .query_one(
+                    &format!("SELECT pg_try_advisory_lock({WALK_LOCK})"),
+                    &[&name],
+                )?
+                .try_get::<_, bool>(0)
+        })?;
+        Ok(locked.then(|| {
+            Box::new(WalkClaim {
+                locks: Arc::clone(&self.walks),
+                name,
+            }) as Box<dyn Send>
+        }))
     }
 
     fn with_subject_lock(

@@ -320,6 +320,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes the layer facts entries no scan used since `before`.
     fn prune_facts(&self, before: i64) -> Result<usize, StoreError>;
 
+    /// Takes on the walk of the layer `diff_id` (entry version `version`) for every replica
+    /// sharing the store (see `drydock_scan::FactsStore::claim`): `Some(guard)` when no other
+    /// replica holds it now (the guard gives it up when dropped), `None` when one does.
+    /// SQLite: always `Some`, one process (the scans of a process coordinate among
+    /// themselves); PostgreSQL: a session advisory lock, which the server gives up by itself
+    /// if the replica dies.
+    fn facts_claim(
+        &self,
+        version: &str,
+        diff_id: &str,
+    ) -> Result<Option<Box<dyn Send>>, StoreError> {
+        let _ = (version, diff_id);
+        Ok(Some(Box::new(())))
+    }
+
     /// Runs `f` while no other caller, in this process or any replica sharing the store, runs
     /// one for the same repository and subject (a manifest digest): the updates of one
     /// image's referrers (the `sha256-<hex>` tag index has no conditional PUT on most
