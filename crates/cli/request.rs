@@ -23,6 +23,8 @@ pub fn scan_request(target: &Target, policy: Option<&Policy>) -> Result<ScanRequ
         platform: target.platform.clone(),
         limits: target.limits(policy),
         facts_store: None,
+        // One scan per process: nothing to start the next from.
+        snapshots: None,
         // The hidden switch of the plain path, for the differential test (`tests/it`).
         sequential: std::env::var_os("DRYDOCK_SEQUENTIAL").is_some_and(|v| v == "1"),
     })

@@ -332,3 +332,91 @@ fn two_scans_at_once_walk_a_shared_layer_once() {
         assert_eq!(*report, scan_with(layout, None, &CountEvents::default()));
     }
 }
+
+/// A process that keeps snapshots (`drydock serve`) starts the scan of an image on a base it
+/// applied before from a copy of it: the base is neither read from the facts cache nor walked,
+/// and the report is the one a scan without any cache gives. A snapshot is kept only of
+/// layers found in the facts cache, and none with no memory for them.
+#[test]
+fn a_scan_starts_from_a_snapshot_of_the_base_an_earlier_scan_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = fs::read("/bin/ls").unwrap();
+    let base = [
+        TarEntry::Dir("bin"),
+        TarEntry::File("bin/app", &program),
+        TarEntry::File("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"),
+    ];
+    let secret = [TarEntry::File(
+        "app/.env",
+        b"API_TOKEN=ghp_0123456789abcdefghijABCDEFGHIJ012345\n",
+    )];
+    let layouts: Vec<PathBuf> = (0..4)
+        .map(|n| {
+            let top = format!("service {n}\n");
+            write_layout(
+                &dir.path().join(format!("service-{n}")),
+                &[
+                    RawLayer::gzip(&base),
+                    RawLayer::gzip(&secret),
+                    RawLayer::gzip(&[TarEntry::File("app/build.txt", top.as_bytes())]),
+                ],
+                &["/bin/app"],
+            )
+        })
+        .collect();
+    let scan_with = |layout: &Path,
+                     store: Option<&Arc<MeetingStore>>,
+                     snapshots: Option<&Arc<drydock_scan::Snapshots>>| {
+        let progress = CountEvents::default();
+        let request = ScanRequest {
+            facts_store: store.map(|s| Arc::clone(s) as Arc<dyn FactsStore>),
+            snapshots: snapshots.cloned(),
+            platform: Some("linux/amd64".parse().unwrap()),
+            ..ScanRequest::new(layout.display().to_string())
+        };
+        let report = drydock_scan::scan(&request, Gate::default(), None, &progress).unwrap();
+        let mut json = serde_json::to_value(&report).unwrap();
+        json.as_object_mut().unwrap().remove("scanned_at");
+        (json, progress)
+    };
+    let store = || {
+        Arc::new(MeetingStore {
+            shared: String::new(),
+            entries: Mutex::default(),
+            puts: Mutex::default(),
+            lookups: AtomicUsize::new(0),
+            meeting: Barrier::new(1),
+        })
+    };
+    let facts = store();
+    let snapshots = Arc::new(drydock_scan::Snapshots::new(64 << 20));
+    // Walked whole: nothing came from the cache, no snapshot.
+    let (_, first) = scan_with(&layouts[0], Some(&facts), Some(&snapshots));
+    assert_eq!(first.count(FactsCacheEvent::Miss), 3);
+    assert_eq!(snapshots.usage().0, 0);
+    // The base from the cache: a snapshot of it kept.
+    let (_, second) = scan_with(&layouts[1], Some(&facts), Some(&snapshots));
+    assert_eq!(second.count(FactsCacheEvent::Hit), 2);
+    assert_eq!(second.count(FactsCacheEvent::Snapshot), 0);
+    assert_eq!(snapshots.usage().0, 1);
+    // From the snapshot: the base is neither read nor walked, and the report is the same.
+    let (report, third) = scan_with(&layouts[2], Some(&facts), Some(&snapshots));
+    assert_eq!(third.count(FactsCacheEvent::Snapshot), 2);
+    assert_eq!(third.count(FactsCacheEvent::Hit), 0);
+    assert_eq!(third.count(FactsCacheEvent::Miss), 1);
+    assert_eq!(report, scan_with(&layouts[2], None, None).0);
+    assert!(report.to_string().contains("/app/.env"), "{report}");
+    // Twice from the same snapshot: the first copy was not changed by the scan that used it.
+    let (report, fourth) = scan_with(&layouts[3], Some(&facts), Some(&snapshots));
+    assert_eq!(fourth.count(FactsCacheEvent::Snapshot), 2);
+    assert_eq!(report, scan_with(&layouts[3], None, None).0);
+    assert_eq!(snapshots.usage().0, 1);
+    // No memory for snapshots: none kept, none used.
+    let none = Arc::new(drydock_scan::Snapshots::new(0));
+    let facts = store();
+    for layout in &layouts[..3] {
+        let (_, events) = scan_with(layout, Some(&facts), Some(&none));
+        assert_eq!(events.count(FactsCacheEvent::Snapshot), 0);
+    }
+    assert_eq!(none.usage(), (0, 0));
+}

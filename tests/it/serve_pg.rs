@@ -740,8 +740,9 @@ fn report_of(replica: &Replica, digest: &str) -> serde_json::Value {
 
 /// The layer facts cache in the store: the replica that scans a rebuild walks only its new
 /// layer, the base layers' facts coming from what the other replica stored; its report is
-/// the one a scan without any cache gives; an entry damaged in the database is walked again
-/// and rewritten, never believed; no replica keeps facts of its own on disk.
+/// the one a scan without any cache gives; its next rebuild starts from the snapshot of the
+/// base it kept in memory, with the same report again; an entry damaged in the database is
+/// walked again and rewritten, never believed; no replica keeps facts of its own on disk.
 #[test]
 fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_entry() {
     let cluster = Postgres::start();
@@ -749,7 +750,8 @@ fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_ent
     let images = tempfile::tempdir().unwrap();
     let ports = [free_port(), free_port()];
     let url = cluster.url();
-    let mut replicas: Vec<Option<Replica>> = ["replica-a", "replica-b"]
+    let names = ["replica-a", "replica-b"];
+    let mut replicas: Vec<Option<Replica>> = names
         .iter()
         .zip(ports)
         .map(|(name, port)| {
@@ -836,10 +838,32 @@ fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_ent
     assert!(text.contains("/app/.env"), "{text}");
     assert_eq!(report, uncached("facts/app", &second));
 
+    // The next rebuild starts from the base as this replica applied it (a snapshot kept in
+    // memory): neither read from the store nor walked, and the same report as without any
+    // cache.
+    let third = push_layout_http(
+        &registry,
+        &rebuilt_layout(images.path(), 2),
+        "facts/app",
+        "2",
+    );
+    let report = report_of(&other, &third);
+    assert_eq!(
+        event(&other, "snapshot"),
+        2.0,
+        "{}\n{}",
+        other.metrics(),
+        other.log()
+    );
+    assert_eq!(event(&other, "hit"), 2.0);
+    assert_eq!(event(&other, "miss"), 2.0);
+    assert_eq!(event(&other, "stored"), 2.0);
+    assert_eq!(report, uncached("facts/app", &third));
+
     // Every entry in the database damaged (one bit of its last byte, so that its header
-    // still names the layer): the next rebuild's base is walked again, its entries
-    // rewritten, and its report is still the uncached one.
-    assert_eq!(psql(&url, "SELECT count(*) FROM layer_facts"), "4");
+    // still names the layer), and the replica restarted (no snapshot): the next rebuild's
+    // base is walked again, its entries rewritten, and its report is still the uncached one.
+    assert_eq!(psql(&url, "SELECT count(*) FROM layer_facts"), "5");
     psql(
         &url,
         "UPDATE layer_facts SET entry = set_byte(entry, length(entry) - 1, \
@@ -849,13 +873,22 @@ fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_ent
         &url,
         "SELECT string_agg(md5(entry), ',' ORDER BY diff_id) FROM layer_facts",
     );
-    let third = push_layout_http(
-        &registry,
-        &rebuilt_layout(images.path(), 2),
-        "facts/app",
-        "2",
+    drop(other);
+    let other = Replica::start(
+        dir.path(),
+        names[1 - scanner],
+        ports[1 - scanner],
+        &url,
+        "workers = 1",
+        "",
     );
-    let report = report_of(&other, &third);
+    let fourth = push_layout_http(
+        &registry,
+        &rebuilt_layout(images.path(), 3),
+        "facts/app",
+        "3",
+    );
+    let report = report_of(&other, &fourth);
     assert_eq!(
         event(&other, "ignored"),
         2.0,
@@ -863,11 +896,12 @@ fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_ent
         other.metrics(),
         other.log()
     );
-    assert_eq!(event(&other, "hit"), 2.0);
-    assert_eq!(event(&other, "stored"), 4.0);
-    assert_eq!(event(&other, "miss"), 2.0);
-    assert_eq!(report, uncached("facts/app", &third));
-    assert_eq!(psql(&url, "SELECT count(*) FROM layer_facts"), "5");
+    assert_eq!(event(&other, "hit"), 0.0);
+    assert_eq!(event(&other, "snapshot"), 0.0);
+    assert_eq!(event(&other, "stored"), 3.0);
+    assert_eq!(event(&other, "miss"), 1.0);
+    assert_eq!(report, uncached("facts/app", &fourth));
+    assert_eq!(psql(&url, "SELECT count(*) FROM layer_facts"), "6");
     assert_ne!(
         psql(
             &url,

@@ -16,7 +16,7 @@
 //! sort of the layer's paths, to the byte (see [`Efficiency::end_layer`]).
 
 use crate::changes::ChangeBuffer;
-use crate::names::{KeyedMap, NONE, Names, pair_key};
+use crate::names::{KeyedMap, NONE, Names, map_heap, pair_key};
 use crate::tree::Tree;
 use crate::walk::{Change, FileKind};
 
@@ -70,7 +70,7 @@ pub struct EfficiencySummary {
 }
 
 /// What one layer touched, while it is observed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct LayerScratch {
     bytes: u64,
     /// Touched paths, each once, in the order first touched, with the size of that first touch.
@@ -86,8 +86,8 @@ struct LayerScratch {
 }
 
 /// Accumulates layers as they are applied; call [`Efficiency::observe`] before
-/// [`Tree::apply`] for each layer, in order.
-#[derive(Debug)]
+/// [`Tree::apply`] for each layer, in order. A clone goes on from where this one is.
+#[derive(Debug, Clone)]
 pub struct Efficiency {
     names: Names,
     /// (parent, name) → path ([`pair_key`]).
@@ -124,6 +124,24 @@ impl FirstObservation<'_> {
 }
 
 impl Efficiency {
+    /// The heap bytes the measure takes so far (an estimate).
+    pub fn heap_size(&self) -> usize {
+        let scratch = &self.layer;
+        self.names.heap_size()
+            + map_heap(&self.index)
+            + self.paths.capacity() * std::mem::size_of::<PathNode>()
+            + map_heap(&self.multi)
+            + self.layer_bytes.capacity() * 8
+            + (scratch.touched.capacity()
+                + scratch.unrecord.capacity()
+                + scratch.written.capacity()
+                + scratch.parents.capacity())
+                * 4
+            + scratch.sizes.capacity() * 8
+            + scratch.last.capacity()
+            + scratch.last_ids.capacity() * 16
+    }
+
     pub fn new() -> Self {
         let mut names = Names::default();
         let root = names.intern(b"");

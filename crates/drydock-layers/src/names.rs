@@ -43,9 +43,15 @@ impl Hasher for PassThrough {
 
 type HashIndex = HashMap<u64, u32, BuildHasherDefault<PassThrough>>;
 
+/// The heap bytes a hash map takes: its buckets and their control bytes (an estimate, as
+/// hashbrown lays them out).
+pub(crate) fn map_heap<K, V, S>(map: &HashMap<K, V, S>) -> usize {
+    map.capacity() * (std::mem::size_of::<(K, V)>() + 1)
+}
+
 /// The names of one tree (or one path set), each stored once. `S` keys the hash of names
 /// (tests use a degenerate one to make every name collide).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Names<S = Keyed> {
     bytes: Vec<u8>,
     /// Where name `i` ends in `bytes`; it starts where name `i - 1` ends.
@@ -57,6 +63,14 @@ pub(crate) struct Names<S = Keyed> {
 }
 
 impl<S: BuildHasher> Names<S> {
+    /// The heap bytes these names take.
+    pub(crate) fn heap_size(&self) -> usize {
+        self.bytes.capacity()
+            + self.ends.capacity() * 8
+            + map_heap(&self.index)
+            + self.next.capacity() * 4
+    }
+
     fn hash(&self, name: &[u8]) -> u64 {
         self.keys.hash_one(name)
     }

@@ -1,6 +1,6 @@
 use crate::changes::ChangeBuffer;
 use crate::error::ApplyError;
-use crate::names::{KeyedMap, NONE, Names, pair_key};
+use crate::names::{KeyedMap, NONE, Names, map_heap, pair_key};
 use crate::path;
 use crate::walk::{Change, EntryMeta, FileKind};
 
@@ -97,8 +97,8 @@ pub struct EntryView<'a, F> {
 /// Nodes and metadata are fixed-size records in two arenas, names are interned once per tree,
 /// and a directory's children are a list of nodes, which one hash index of (directory, name)
 /// speeds up for the directories with more than [`SMALL_DIR`] of them: 56 to 80 bytes per
-/// entry.
-#[derive(Debug)]
+/// entry. A clone goes on from where this one is (more layers may be applied to it).
+#[derive(Debug, Clone)]
 pub struct Tree<F> {
     nodes: Vec<Node>,
     inodes: Vec<Inode>,
@@ -124,7 +124,7 @@ pub struct Tree<F> {
 /// is only linked where the name had none, and node kinds and symlink targets never change),
 /// so [`Tree::unlink`] empties the cache; to be safe it is also emptied by every change that
 /// is not a plain file or directory, and when a layer starts.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct ParentCache {
     path: Vec<u8>,
     dirs: Vec<(usize, NodeId)>,
@@ -287,6 +287,23 @@ impl<F> FirstLayer<'_, F> {
 }
 
 impl<F> Tree<F> {
+    /// The heap bytes the tree takes (an estimate), with `fact_heap` the heap bytes of one
+    /// fact beyond its own size.
+    pub fn heap_size(&self, fact_heap: impl Fn(&F) -> usize) -> usize {
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.inodes.capacity() * std::mem::size_of::<Inode>()
+            + self.names.heap_size()
+            + map_heap(&self.index)
+            + map_heap(&self.wide)
+            + self.facts.capacity() * std::mem::size_of::<F>()
+            + self.facts.iter().map(fact_heap).sum::<usize>()
+            + self.links.capacity() * std::mem::size_of::<Box<[u8]>>()
+            + self.links.iter().map(|l| l.len()).sum::<usize>()
+            + self.layers.capacity() * std::mem::size_of::<LayerStats>()
+            + self.parents.path.capacity()
+            + self.parents.dirs.capacity() * std::mem::size_of::<(usize, NodeId)>()
+    }
+
     pub fn new() -> Self {
         let mut names = Names::default();
         let root_name = names.intern(b"");

@@ -99,7 +99,7 @@ pub enum Change<F> {
 }
 
 /// Everything one pass over a layer blob learns.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct LayerWalk<F> {
     pub compression: Compression,
     /// sha256 and size of the blob as stored (compressed).

@@ -21,6 +21,7 @@ mod load;
 mod progress;
 mod report;
 mod request;
+mod snapshots;
 mod verdict;
 
 pub use attach::{AttachKind, KIND_ANNOTATION, REPORT_ARTIFACT_TYPE, annotations, attach};
@@ -35,4 +36,5 @@ pub use load::{Scanned, WalkedLayer, load};
 pub use progress::{FactsCacheEvent, NoProgress, ScanProgress};
 pub use report::{catalogue, report, runtime_config, scan};
 pub use request::{BlobCacheChoice, RegistryOptions, ScanRequest, SourceChoice};
+pub use snapshots::Snapshots;
 pub use verdict::{PlatformVerdict, StoredReport, VerdictRequest, Verdicts, read_verdicts};

@@ -23,6 +23,7 @@ use crate::error::ScanError;
 use crate::facts_cache::{Claim, FactsCache, Miss, Turn, Waited};
 use crate::progress::{FactsCacheEvent, ScanProgress};
 use crate::request::{BlobCacheChoice, RegistryOptions, ScanRequest, SourceChoice};
+use crate::snapshots::SnapshotLayer;
 
 /// A layer after its walk, with what was measured.
 #[derive(Debug)]
@@ -89,6 +90,8 @@ enum Held {
     /// layer's changes in memory at a time), and the layer is walked then if it does not
     /// check out.
     Cached,
+    /// Applied already: in the snapshot of the lowest layers the scan started from.
+    Snapshot,
 }
 
 type Walked = Result<WalkedBlob, LayerError>;
@@ -357,6 +360,9 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
     let budget = limits.budget();
     let sequential = request.sequential;
     let applied = Mutex::new(Applied::default());
+    // Kept snapshots stand in for layers only where the facts cache may.
+    let snapshots = request.snapshots.as_deref().filter(|_| facts.is_some());
+    let mut base_len = 0;
     let (image, walks) = match opened {
         Opened::Random(store) => {
             let image = drydock_source::resolve(&*store, &spec.location, &selector)?;
@@ -364,19 +370,41 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
             log_image(&image);
             let sizes: Option<u64> = image.layers.iter().map(|l| l.size).sum();
             progress.layers(image.layers.len(), sizes);
+            let base = snapshots.and_then(|s| s.longest(&image.layers));
+            if let Some(base) = &base {
+                // A copy of the lowest layers as an earlier scan applied them.
+                let copied = std::time::Instant::now();
+                *applied.lock().unwrap_or_else(|e| e.into_inner()) = Applied {
+                    tree: base.tree.clone(),
+                    efficiency: base.efficiency.clone(),
+                };
+                base_len = base.len();
+                log::debug!(
+                    "started from a snapshot of the lowest {base_len} layer(s), copied in {:.2?}",
+                    copied.elapsed()
+                );
+            }
             let walks = if sequential {
                 // Walked one by one as the loop below applies them.
                 image.layers.iter().map(|_| None).collect()
             } else {
-                walk_in_parallel(
-                    &*store,
-                    &image,
+                let walking = Walking {
                     limits,
-                    &budget,
+                    budget: &budget,
                     progress,
-                    &applied,
-                    facts.as_ref(),
-                )
+                    facts: facts.as_ref(),
+                };
+                let mut walks = walk_in_parallel(&*store, &image, base_len, walking, &applied);
+                for (walked, layer) in walks.iter_mut().zip(base.iter().flat_map(|b| &b.layers)) {
+                    progress.facts_cache(FactsCacheEvent::Snapshot);
+                    *walked = Some(Ok(WalkedBlob {
+                        walk: layer.walk.clone(),
+                        changes: Held::Snapshot,
+                        secrets: layer.secrets.clone(),
+                        stored: false,
+                    }));
+                }
+                walks
             };
             (image, Walks::Random(store, walks))
         }
@@ -428,6 +456,9 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
     let mut secrets = Vec::new();
     let mut layers = Vec::new();
     let mut notes = Vec::new();
+    // The lowest layers that came from the facts cache or a snapshot, while they do: a
+    // snapshot of them is kept once a layer that was walked comes (or the image ends).
+    let mut chain: Option<Vec<SnapshotLayer>> = snapshots.map(|_| Vec::new());
     let (store, walks) = match walks {
         Walks::Random(store, walks) => (Some(store), walks),
         Walks::Done(walks) => (None, walks),
@@ -464,6 +495,12 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
             secrets: mut found,
             stored: _,
         } = walked;
+        if !matches!(changes, Held::Cached | Held::Snapshot)
+            && let (Some(applied), Some(snapshots)) = (chain.take(), snapshots)
+            && applied.len() > base_len
+        {
+            snapshots.keep(&image.layers, &applied, &tree, &efficiency);
+        }
         // A walk of `walk_in_parallel` was stored as soon as it checked out; a layer walked
         // here because its entry was not believed is stored below.
         let mut store_facts = None;
@@ -533,6 +570,15 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
             blob_size: walk.blob_size,
             tar_size: walk.tar_size,
         });
+        if let Some(chain) = &mut chain {
+            chain.push(SnapshotLayer {
+                walk: LayerWalk {
+                    changes: Vec::new(),
+                    ..walk.clone()
+                },
+                secrets: found.clone(),
+            });
+        }
         // The digests checked out just above: only now may the walk be kept.
         if let (Some(cache), Held::Buffer(buffer)) = (store_facts, &changes)
             && cache.write(&walk, buffer, &found)
@@ -551,6 +597,7 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
                 efficiency.observe(&tree, &walk.changes);
                 tree.apply(index, walk.changes)
             }
+            Held::Snapshot => Ok(()),
             // Replaced above by the entry or a walk.
             Held::Cached => {
                 return Err(ScanError::Source(SourceError::Unavailable(format!(
@@ -563,6 +610,11 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
             layer: layer.label(),
             source,
         })?;
+    }
+    if let (Some(applied), Some(snapshots)) = (chain, snapshots)
+        && applied.len() > base_len
+    {
+        snapshots.keep(&image.layers, &applied, &tree, &efficiency);
     }
     let efficiency = efficiency.summary();
     log::debug!("image loaded in {:.2?}", started.elapsed());
@@ -629,13 +681,18 @@ const MAX_DOWNLOADS: usize = 4;
 fn walk_in_parallel(
     store: &dyn BlobStore,
     image: &Image,
-    limits: &Limits,
-    budget: &Arc<ExpansionBudget>,
-    progress: &dyn ScanProgress,
+    skip: usize,
+    walking: Walking<'_>,
     applied: &Mutex<Applied>,
-    facts: Option<&FactsCache>,
 ) -> Vec<Option<Walked>> {
-    let mut order: Vec<usize> = (0..image.layers.len()).collect();
+    let Walking {
+        limits,
+        budget,
+        progress,
+        facts,
+    } = walking;
+    // The lowest `skip` layers are in the snapshot the scan started from.
+    let mut order: Vec<usize> = (skip..image.layers.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(image.layers[i].size.unwrap_or(0)));
     let first = image
         .layers
@@ -758,8 +815,18 @@ fn walk_in_parallel(
         };
         results.push((i, walked));
     }
+    results.extend((0..skip).map(|i| (i, None)));
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, walked)| walked).collect()
+}
+
+/// What every layer walk of a scan shares.
+#[derive(Clone, Copy)]
+struct Walking<'a> {
+    limits: &'a Limits,
+    budget: &'a Arc<ExpansionBudget>,
+    progress: &'a dyn ScanProgress,
+    facts: Option<&'a FactsCache>,
 }
 
 /// What [`walk_in_parallel`] does about one layer.

@@ -41,6 +41,9 @@ pub enum FactsCacheEvent {
     Ignored,
     /// A verified walk was stored.
     Stored,
+    /// The layer was in a snapshot this process kept of the lowest layers of an earlier scan:
+    /// neither read nor walked nor applied (see `snapshots.rs`).
+    Snapshot,
 }
 
 /// No display: for callers that only want the result.

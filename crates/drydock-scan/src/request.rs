@@ -7,7 +7,7 @@ use drydock_layers::Limits;
 use drydock_registry::Credential;
 use drydock_source::Platform;
 
-use crate::FactsStore;
+use crate::{FactsStore, Snapshots};
 
 /// One image to read, and the bounds to read it within.
 #[derive(Debug, Clone)]
@@ -31,6 +31,10 @@ pub struct ScanRequest {
     /// Where the layer facts cache keeps its entries instead of beside the blob cache, for an
     /// image from any source: a store shared by several scanners (`drydock serve`'s database).
     pub facts_store: Option<Arc<dyn FactsStore>>,
+    /// Snapshots of applied lowest layers that a long-lived process keeps between its scans
+    /// (see `snapshots.rs`): a scan starts from the longest one its image begins with, and
+    /// keeps one of the layers it found in the facts cache. Used only with a facts cache.
+    pub snapshots: Option<Arc<Snapshots>>,
     /// The plain path: layers walked one at a time on the calling thread, each into a list of
     /// changes applied before the next is walked, with no facts cache. Slower; the reference
     /// the differential test compares the parallel and streaming path with. Front ends hide it.
@@ -48,6 +52,7 @@ impl ScanRequest {
             platform: None,
             limits: Limits::default(),
             facts_store: None,
+            snapshots: None,
             sequential: false,
         }
     }

@@ -137,6 +137,10 @@ pub struct Config {
     /// Entries of the facts cache in the store that no scan used for this many days are
     /// deleted.
     pub facts_keep_days: u64,
+    /// Memory (MiB, estimated) this replica keeps for snapshots of the base layers it applied,
+    /// so that the next image on the same base starts from a copy (see docs/serve.md); 0
+    /// keeps none. Used with the facts cache only.
+    pub snapshot_memory_mib: u64,
     pub testing: Testing,
 }
 
@@ -185,6 +189,7 @@ impl Default for Config {
             attach: Vec::new(),
             facts_cache: FactsCacheMode::Store,
             facts_keep_days: 30,
+            snapshot_memory_mib: 256,
             testing: Testing::default(),
         }
     }
@@ -223,6 +228,7 @@ impl std::fmt::Debug for Config {
             .field("on_miss", &self.on_miss)
             .field("cache_dir", &self.cache_dir)
             .field("facts_cache", &self.facts_cache)
+            .field("snapshot_memory_mib", &self.snapshot_memory_mib)
             .field("attach", &self.attach)
             .finish_non_exhaustive()
     }

@@ -93,6 +93,7 @@ impl ScanProgress for CountFacts<'_> {
             FactsCacheEvent::Miss => "miss",
             FactsCacheEvent::Ignored => "ignored",
             FactsCacheEvent::Stored => "stored",
+            FactsCacheEvent::Snapshot => "snapshot",
         });
     }
 }

@@ -154,7 +154,8 @@ impl Metrics {
         let _ = writeln!(
             out,
             "# HELP drydock_facts_cache_layers_total Layers by what the layer facts cache did \
-             (hit: not read; miss and ignored: walked; stored: written).\n\
+             (hit: not read; miss and ignored: walked; stored: written; snapshot: in a copy of base \
+             layers this replica applied before, not read).\n\
              # TYPE drydock_facts_cache_layers_total counter"
         );
         if let Ok(map) = self.facts_cache.lock() {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use drydock_registry::{Credential, Secret};
 use drydock_report::{Gate, Policy};
+use drydock_scan::Snapshots;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -43,6 +44,8 @@ pub struct Shared {
     pub running: Mutex<BTreeSet<i64>>,
     pub hook_failures_left: AtomicU32,
     pub resolved: ResolveCache,
+    /// The base layers this process applied, for the next scan on the same base.
+    pub snapshots: Arc<Snapshots>,
 }
 
 /// Seconds since the epoch.
@@ -79,6 +82,10 @@ impl Shared {
                 .map_or_else(|| PathBuf::from("blobs"), |dir| dir.join("blobs"))
         });
         let hook_failures_left = AtomicU32::new(config.testing.fail_hooks);
+        let snapshots = Arc::new(Snapshots::new(
+            usize::try_from(config.snapshot_memory_mib.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
+        ));
         Self {
             config,
             store,
@@ -98,6 +105,7 @@ impl Shared {
             running: Mutex::new(BTreeSet::new()),
             hook_failures_left,
             resolved: ResolveCache::default(),
+            snapshots,
         }
     }
 

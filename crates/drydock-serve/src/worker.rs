@@ -266,6 +266,7 @@ fn scan_one(
         // only its new layers, wherever it is scanned.
         facts_store: (shared.config.facts_cache == FactsCacheMode::Store)
             .then(|| Arc::new(StoreFacts(Arc::clone(&shared.store))) as Arc<dyn FactsStore>),
+        snapshots: Some(Arc::clone(&shared.snapshots)),
         sequential: false,
     };
     let progress = CountFacts(&shared.metrics);
