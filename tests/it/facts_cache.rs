@@ -230,6 +230,22 @@ impl FactsStore for MeetingStore {
     }
 }
 
+/// A scan's own handle on a shared store, as `drydock serve` makes one per scan.
+#[derive(Debug)]
+struct PerScan(Arc<MeetingStore>);
+
+impl FactsStore for PerScan {
+    fn head(&self, key: &FactsKey<'_>, len: usize) -> Option<Vec<u8>> {
+        self.0.head(key, len)
+    }
+    fn get(&self, key: &FactsKey<'_>) -> Option<Vec<u8>> {
+        self.0.get(key)
+    }
+    fn put(&self, key: &FactsKey<'_>, entry: &[u8]) -> bool {
+        self.0.put(key, entry)
+    }
+}
+
 /// What the facts cache did during one scan.
 #[derive(Default)]
 struct CountEvents(Mutex<Vec<FactsCacheEvent>>);
@@ -292,7 +308,7 @@ fn two_scans_at_once_walk_a_shared_layer_once() {
     });
     let scan_with = |layout: &Path, store: Option<Arc<MeetingStore>>, progress: &CountEvents| {
         let request = ScanRequest {
-            facts_store: store.map(|s| s as Arc<dyn FactsStore>),
+            facts_store: store.map(|s| Arc::new(PerScan(s)) as Arc<dyn FactsStore>),
             platform: Some("linux/amd64".parse().unwrap()),
             ..ScanRequest::new(layout.display().to_string())
         };

@@ -388,11 +388,10 @@ impl FactsCache {
         };
         let local = match &self.backend {
             Backend::Dir(dir) => format!("{}\0{diff_id}", dir.display()),
-            Backend::Store(store) => format!(
-                "store {:p}\0{}\0{diff_id}",
-                std::sync::Arc::as_ptr(store),
-                self.version
-            ),
+            // Any store: callers make one per scan (`drydock serve` does), and a store's own
+            // claim may not tell this process's scans apart (PostgreSQL's advisory locks are
+            // taken again by the session that holds them).
+            Backend::Store(_) => format!("store\0{}\0{diff_id}", self.version),
         };
         {
             let mut walking = WALKING.lock().unwrap_or_else(|e| e.into_inner());
