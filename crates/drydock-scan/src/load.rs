@@ -393,6 +393,7 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
                     budget: &budget,
                     progress,
                     facts: facts.as_ref(),
+                    while_waiting: request.while_waiting.as_ref().map(|work| &*work.0),
                 };
                 let mut walks = walk_in_parallel(&*store, &image, base_len, walking, &applied);
                 for (walked, layer) in walks.iter_mut().zip(base.iter().flat_map(|b| &b.layers)) {
@@ -457,7 +458,8 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
     let mut layers = Vec::new();
     let mut notes = Vec::new();
     // The lowest layers that came from the facts cache or a snapshot, while they do: a
-    // snapshot of them is kept once a layer that was walked comes (or the image ends).
+    // snapshot of them is kept once a layer that was walked comes, or the top layer (the
+    // image's own, seldom another's: a snapshot of the whole image would serve no other).
     let mut chain: Option<Vec<SnapshotLayer>> = snapshots.map(|_| Vec::new());
     let (store, walks) = match walks {
         Walks::Random(store, walks) => (Some(store), walks),
@@ -495,7 +497,8 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
             secrets: mut found,
             stored: _,
         } = walked;
-        if !matches!(changes, Held::Cached | Held::Snapshot)
+        let top = layer.index + 1 == image.layers.len();
+        if (top || !matches!(changes, Held::Cached | Held::Snapshot))
             && let (Some(applied), Some(snapshots)) = (chain.take(), snapshots)
             && applied.len() > base_len
         {
@@ -611,11 +614,6 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
             source,
         })?;
     }
-    if let (Some(applied), Some(snapshots)) = (chain, snapshots)
-        && applied.len() > base_len
-    {
-        snapshots.keep(&image.layers, &applied, &tree, &efficiency);
-    }
     let efficiency = efficiency.summary();
     log::debug!("image loaded in {:.2?}", started.elapsed());
     let mut image = image;
@@ -628,6 +626,89 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
         efficiency,
         secrets,
     })
+}
+
+/// Walks ahead the layers of the image `request` names that its facts cache lacks and that
+/// no scan is walking now, and stores their facts, without building a tree or running a
+/// check: a later scan of the image (or of another with those layers) finds them in the
+/// facts cache. One layer at a time, biggest first, on the calling thread; stops between
+/// layers when `stop` says so. A layer a scan is walking is passed over, but the walk ahead
+/// holds no claim: a scan that wants the layer meanwhile walks it rather than wait (the
+/// caller may walk ahead at a low priority). Answers how many layers it stored. Does nothing without a
+/// facts cache, or for an image that is not read at random (an engine's export, an archive
+/// on standard input or compressed whole).
+pub fn prefetch(
+    request: &ScanRequest,
+    progress: &dyn ScanProgress,
+    stop: &dyn Fn() -> bool,
+) -> Result<usize, ScanError> {
+    if request.sequential {
+        return Ok(0);
+    }
+    let limits = &request.limits;
+    let origin = origin(request)?;
+    let Some(facts) = facts_cache(request, matches!(origin, Origin::Registry(_))) else {
+        return Ok(0);
+    };
+    let (store, spec): (Box<dyn BlobStore>, ImageSpec) = match origin {
+        Origin::Local(spec) => match drydock_source::open(&spec, &limits.budget())? {
+            Opened::Random(store) => (store, spec),
+            Opened::Streaming { .. } => return Ok(0),
+        },
+        Origin::Engine(..) => return Ok(0),
+        Origin::Registry(reference) => {
+            let options = client_options(&request.registry);
+            let store = RemoteStore::open(&reference, &options, blob_cache(&request.registry))
+                .map_err(SourceError::from)?;
+            let spec = ImageSpec {
+                location: Location::OciLayout(reference.to_string().into()),
+                reference: None,
+            };
+            (Box::new(store), spec)
+        }
+    };
+    let selector = Selector {
+        reference: request.select.clone().or_else(|| spec.reference.clone()),
+        platform: request.platform.clone(),
+    };
+    let image = drydock_source::resolve(&*store, &spec.location, &selector)?;
+    let budget = limits.budget();
+    let mut order: Vec<&Layer> = image.layers.iter().collect();
+    order.sort_by_key(|layer| std::cmp::Reverse(layer.size.unwrap_or(0)));
+    let mut stored = 0;
+    for layer in order {
+        if stop() {
+            break;
+        }
+        let (Some(blob), Some(digest)) = (layer.blob.as_deref(), layer.digest.as_deref()) else {
+            continue;
+        };
+        if facts.probe(&layer.diff_id, digest, layer.size).is_some() {
+            continue;
+        }
+        let Turn::Walk(claim) = facts.claim(&layer.diff_id) else {
+            continue;
+        };
+        drop(claim);
+        let started = std::time::Instant::now();
+        progress.facts_cache(FactsCacheEvent::Miss);
+        let reader = store.open(blob).map(|r| progress.reader(r))?;
+        let walked = walk_buffered(layer.index, reader, limits, &budget).map_err(|source| {
+            ScanError::Walk {
+                layer: layer.label(),
+                source,
+            }
+        })?;
+        if keep(&facts, layer, &walked, progress) {
+            stored += 1;
+        }
+        log::debug!(
+            "{}: walked ahead of its scan in {:.2?}",
+            layer.label(),
+            started.elapsed()
+        );
+    }
+    Ok(stored)
 }
 
 /// A cached layer's changes, applied at once when it is the lowest layer, the way a walk
@@ -690,6 +771,7 @@ fn walk_in_parallel(
         budget,
         progress,
         facts,
+        while_waiting,
     } = walking;
     // The lowest `skip` layers are in the snapshot the scan started from.
     let mut order: Vec<usize> = (skip..image.layers.len()).collect();
@@ -801,7 +883,7 @@ fn walk_in_parallel(
             continue;
         };
         let started = std::time::Instant::now();
-        let walked = match cache.wait_for(&layer.diff_id, digest, layer.size) {
+        let walked = match cache.wait_for(&layer.diff_id, digest, layer.size, while_waiting) {
             Waited::Cached(walk) => {
                 progress.layer_done();
                 log::debug!(
@@ -827,6 +909,7 @@ struct Walking<'a> {
     budget: &'a Arc<ExpansionBudget>,
     progress: &'a dyn ScanProgress,
     facts: Option<&'a FactsCache>,
+    while_waiting: Option<&'a (dyn Fn() -> bool + Send + Sync)>,
 }
 
 /// What [`walk_in_parallel`] does about one layer.

@@ -19,9 +19,10 @@
 //! cache, which already trusts a blob digest to name the bytes walked before.
 //!
 //! **Which chains**: the lowest layers of a scan that came from the facts cache (or from a
-//! snapshot), up to the first layer it walked: layers found in the cache are shared by another
-//! image, so the next image is likely to share them too; the layers a scan walked are often
-//! its own.
+//! snapshot), up to the first layer it walked and never its top layer: layers found in the
+//! cache are shared by another image, so the next image is likely to share them too; the
+//! layers a scan walked, and its top layer, are often its own (and a top layer found in the
+//! cache was walked ahead by `prefetch`, for this very image).
 //!
 //! **Memory**: kept within a budget of bytes (estimated), the least recently used dropped
 //! first.
