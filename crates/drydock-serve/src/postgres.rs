@@ -718,6 +718,13 @@ impl Store for PostgresStore {
         })
     }
 
+    fn queued(&self, limit: i64) -> Result<Vec<Job>, StoreError> {
+        self.call(|client| {
+            let rows = client.query(&sql::postgres(sql::QUEUED_JOBS), &[&limit])?;
+            Ok(rows.iter().map(sql::job_from).collect::<Result<_, _>>()?)
+        })
+    }
+
     fn job_verdicts(&self, id: i64) -> Result<Vec<Verdict>, StoreError> {
         self.call(|client| {
             let rows = client.query(&sql::postgres(sql::JOB_VERDICTS), &[&id])?;

@@ -181,6 +181,13 @@ macro_rules! verdict_columns {
 /// A job by id, its columns in the order `job_from_row` reads them.
 pub const JOB: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = ?1");
 
+/// The oldest queued jobs, at most ?1 (not claimed: a look at what comes next).
+pub const QUEUED_JOBS: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE state = 'queued' ORDER BY id LIMIT ?1"
+);
+
 /// The active (queued or running) job of a key (`?1`…`?4`: digest, platform, drydock
 /// version, policy digest).
 pub const ACTIVE_JOB: &str = "SELECT id FROM jobs WHERE digest = ?1 AND platform = ?2 \

@@ -252,6 +252,13 @@ impl Store for SqliteStore {
             .optional()?)
     }
 
+    fn queued(&self, limit: i64) -> Result<Vec<Job>, StoreError> {
+        let connection = self.lock()?;
+        let mut statement = connection.prepare(sql::QUEUED_JOBS)?;
+        let rows = statement.query_map(params![limit], |row| sql::job_from(row))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn job_verdicts(&self, id: i64) -> Result<Vec<Verdict>, StoreError> {
         let connection = self.lock()?;
         let mut statement = connection.prepare(sql::JOB_VERDICTS)?;

@@ -274,6 +274,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     fn job(&self, id: i64) -> Result<Option<Job>, StoreError>;
 
+    /// The oldest queued jobs, at most `limit`, left in the queue: what the workers will
+    /// claim next (a worker waiting for another's walk fetches their layers' facts ahead).
+    fn queued(&self, limit: i64) -> Result<Vec<Job>, StoreError>;
+
     /// The verdicts a job made.
     fn job_verdicts(&self, id: i64) -> Result<Vec<Verdict>, StoreError>;
 
