@@ -25,6 +25,7 @@ pub fn scan_request(target: &Target, policy: Option<&Policy>) -> Result<ScanRequ
         facts_store: None,
         // One scan per process: nothing to start the next from.
         snapshots: None,
+        while_waiting: None,
         // The hidden switch of the plain path, for the differential test (`tests/it`).
         sequential: std::env::var_os("DRYDOCK_SEQUENTIAL").is_some_and(|v| v == "1"),
     })

@@ -436,3 +436,72 @@ fn a_scan_starts_from_a_snapshot_of_the_base_an_earlier_scan_applied() {
     }
     assert_eq!(none.usage(), (0, 0));
 }
+
+/// Walking an image's layers ahead of its scan stores the facts of each layer the cache
+/// lacks, without a tree or a check; the scan then reads every layer from the cache, with the
+/// report of a scan without any cache. Without a facts cache, or told to stop, it walks
+/// nothing.
+#[test]
+fn layers_walked_ahead_of_a_scan_are_found_in_the_facts_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = fs::read("/bin/ls").unwrap();
+    let layout = write_layout(
+        &dir.path().join("service"),
+        &[
+            RawLayer::gzip(&[
+                TarEntry::Dir("bin"),
+                TarEntry::File("bin/app", &program),
+                TarEntry::File("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"),
+            ]),
+            RawLayer::gzip(&[TarEntry::File("app/build.txt", b"service\n")]),
+        ],
+        &["/bin/app"],
+    );
+    let facts = Arc::new(MeetingStore {
+        shared: String::new(),
+        entries: Mutex::default(),
+        puts: Mutex::default(),
+        lookups: AtomicUsize::new(0),
+        meeting: Barrier::new(1),
+    });
+    let request = |store: Option<&Arc<MeetingStore>>| ScanRequest {
+        facts_store: store.map(|s| Arc::new(PerScan(Arc::clone(s))) as Arc<dyn FactsStore>),
+        platform: Some("linux/amd64".parse().unwrap()),
+        ..ScanRequest::new(layout.display().to_string())
+    };
+    let report_of = |request: &ScanRequest, progress: &CountEvents| {
+        let report = drydock_scan::scan(request, Gate::default(), None, progress).unwrap();
+        let mut json = serde_json::to_value(&report).unwrap();
+        json.as_object_mut().unwrap().remove("scanned_at");
+        json
+    };
+    // No facts cache: nothing to walk ahead into.
+    assert_eq!(
+        drydock_scan::prefetch(&request(None), &CountEvents::default(), &|| false).unwrap(),
+        0
+    );
+    // Stopped before the first layer: nothing walked.
+    assert_eq!(
+        drydock_scan::prefetch(&request(Some(&facts)), &CountEvents::default(), &|| true).unwrap(),
+        0
+    );
+    assert!(facts.puts.lock().unwrap().is_empty());
+    let ahead = CountEvents::default();
+    let stored = drydock_scan::prefetch(&request(Some(&facts)), &ahead, &|| false).unwrap();
+    assert_eq!(stored, 2);
+    assert_eq!(ahead.count(FactsCacheEvent::Stored), 2);
+    assert_eq!(facts.puts.lock().unwrap().len(), 2);
+    // Again: every layer is cached, nothing walked.
+    let again = CountEvents::default();
+    assert_eq!(
+        drydock_scan::prefetch(&request(Some(&facts)), &again, &|| false).unwrap(),
+        0
+    );
+    assert_eq!(again.count(FactsCacheEvent::Miss), 0);
+    // The scan reads both layers from the cache, and its report is the uncached one.
+    let scan = CountEvents::default();
+    let report = report_of(&request(Some(&facts)), &scan);
+    assert_eq!(scan.count(FactsCacheEvent::Hit), 2);
+    assert_eq!(scan.count(FactsCacheEvent::Miss), 0);
+    assert_eq!(report, report_of(&request(None), &CountEvents::default()));
+}

@@ -131,6 +131,23 @@ static CLIENTS: std::sync::LazyLock<Mutex<Vec<(ClientKey, Client)>>> =
 /// How many differently configured clients are kept.
 const KEPT_CLIENTS: usize = 8;
 
+/// Whether an HTTP client for `options` was built already (and is kept): a caller on a
+/// thread whose priority it must not pass on to the client's own thread asks first.
+pub fn has_client(options: &ClientOptions) -> bool {
+    let Ok(pems) = options
+        .ca_certs
+        .iter()
+        .map(std::fs::read)
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return false;
+    };
+    let key = (pems, options.insecure);
+    CLIENTS
+        .lock()
+        .is_ok_and(|clients| clients.iter().any(|(k, _)| *k == key))
+}
+
 fn http_client(options: &ClientOptions) -> Result<Client, HttpClientError> {
     let mut pems = Vec::with_capacity(options.ca_certs.len());
     for path in &options.ca_certs {

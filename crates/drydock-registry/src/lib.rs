@@ -24,7 +24,7 @@ mod store;
 
 pub use auth::{Credential, Secret, password_from};
 pub use cache::BlobCache;
-pub use client::{ClientOptions, RegistryClient};
+pub use client::{ClientOptions, RegistryClient, has_client};
 pub use engine::Engine;
 pub use error::RegistryError;
 pub use reference::{Reference, ReferenceError};

@@ -35,6 +35,11 @@ pub struct ScanRequest {
     /// (see `snapshots.rs`): a scan starts from the longest one its image begins with, and
     /// keeps one of the layers it found in the facts cache. Used only with a facts cache.
     pub snapshots: Option<Arc<Snapshots>>,
+    /// Work for the scan to do while it waits for a layer another scan is walking (see
+    /// `facts_cache.rs`): called between looks at the facts cache; answers `false` when there
+    /// is none, and the scan then sleeps a little. `drydock serve` walks ahead the layers of the
+    /// images queued next ([`crate::prefetch`]).
+    pub while_waiting: Option<WaitWork>,
     /// The plain path: layers walked one at a time on the calling thread, each into a list of
     /// changes applied before the next is walked, with no facts cache. Slower; the reference
     /// the differential test compares the parallel and streaming path with. Front ends hide it.
@@ -53,8 +58,19 @@ impl ScanRequest {
             limits: Limits::default(),
             facts_store: None,
             snapshots: None,
+            while_waiting: None,
             sequential: false,
         }
+    }
+}
+
+/// Work to do while waiting ([`ScanRequest::while_waiting`]).
+#[derive(Clone)]
+pub struct WaitWork(pub Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl std::fmt::Debug for WaitWork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WaitWork")
     }
 }
 

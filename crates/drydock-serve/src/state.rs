@@ -1,7 +1,7 @@
 //! What every handler and worker shares: the configuration, the store, the policy, the
 //! counters, and the bell that wakes idle workers.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -46,6 +46,11 @@ pub struct Shared {
     pub resolved: ResolveCache,
     /// The base layers this process applied, for the next scan on the same base.
     pub snapshots: Arc<Snapshots>,
+    /// The digests whose layers were walked ahead (see `worker.rs`).
+    prefetched: Mutex<HashSet<String>>,
+    /// Set by a worker waiting for another's walk: the walk-ahead thread has work.
+    prefetch_wanted: Mutex<bool>,
+    prefetch_bell: Condvar,
 }
 
 /// Seconds since the epoch.
@@ -106,7 +111,45 @@ impl Shared {
             hook_failures_left,
             resolved: ResolveCache::default(),
             snapshots,
+            prefetched: Mutex::new(HashSet::new()),
+            prefetch_wanted: Mutex::new(false),
+            prefetch_bell: Condvar::new(),
         }
+    }
+
+    /// `true` the first time `digest` is asked about: its layers are to be walked ahead.
+    /// Forgets them all past a bound (walking ahead again finds the layers cached).
+    pub fn first_prefetch(&self, digest: &str) -> bool {
+        let Ok(mut seen) = self.prefetched.lock() else {
+            return false;
+        };
+        if seen.len() >= 10_000 {
+            seen.clear();
+        }
+        seen.insert(digest.to_owned())
+    }
+
+    /// A worker waits for another's walk: the walk-ahead thread may use the idle time.
+    pub fn want_prefetch(&self) {
+        if let Ok(mut wanted) = self.prefetch_wanted.lock() {
+            *wanted = true;
+        }
+        self.prefetch_bell.notify_one();
+    }
+
+    /// Waits up to `timeout` for a worker to want layers walked ahead; `true` when one did
+    /// (and takes the wish).
+    pub fn prefetch_wanted(&self, timeout: Duration) -> bool {
+        let Ok(wanted) = self.prefetch_wanted.lock() else {
+            return false;
+        };
+        let Ok((mut wanted, _)) =
+            self.prefetch_bell
+                .wait_timeout_while(wanted, timeout, |wanted| !*wanted)
+        else {
+            return false;
+        };
+        std::mem::take(&mut *wanted)
     }
 
     /// The key of a scan of `digest` under this drydock and policy.

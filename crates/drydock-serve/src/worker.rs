@@ -6,12 +6,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use drydock_checks::Severity;
-use drydock_registry::{Credential, Reference};
+use drydock_registry::{ClientOptions, Credential, Reference};
 use drydock_report::Report;
 use drydock_report::harbor::HarborFindings;
 use drydock_scan::{
     BlobCacheChoice, ErrorClass, FactsStore, Limits, Platform, RegistryOptions, ScanRequest,
-    SourceChoice,
+    SourceChoice, WaitWork,
 };
 
 use crate::config::FactsCacheMode;
@@ -20,8 +20,20 @@ use crate::resolve::{ManifestKind, client_options, fetch};
 use crate::state::{Shared, now};
 use crate::store::{Child, Job, Verdict};
 
-/// Starts `n` workers.
+/// Starts `n` workers, and the thread that walks layers ahead while they wait.
 pub fn start(shared: &Arc<Shared>, n: usize) -> Vec<JoinHandle<()>> {
+    // The pool the scans walk layers on, made by this thread: never by the walk-ahead
+    // thread, whose low priority its threads would inherit.
+    let _ = rayon::current_num_threads();
+    if shared.config.facts_cache != FactsCacheMode::Off {
+        let walker = Arc::clone(shared);
+        let started = std::thread::Builder::new()
+            .name("drydock-prefetch".into())
+            .spawn(move || walk_ahead(&walker));
+        if let Err(e) = started {
+            log::warn!("cannot start the walk-ahead thread: {e}");
+        }
+    }
     (0..n.max(1))
         .filter_map(|i| {
             let shared = Arc::clone(shared);
@@ -34,7 +46,7 @@ pub fn start(shared: &Arc<Shared>, n: usize) -> Vec<JoinHandle<()>> {
         .collect()
 }
 
-fn work(shared: &Shared) {
+fn work(shared: &Arc<Shared>) {
     let lease = i64::try_from(shared.config.lease().as_secs()).unwrap_or(600);
     while !shared.is_shutting_down() {
         match shared
@@ -85,7 +97,7 @@ fn class_name(class: ErrorClass) -> &'static str {
     }
 }
 
-fn run(shared: &Shared, job: Job) {
+fn run(shared: &Arc<Shared>, job: Job) {
     let id = job.id;
     let max = shared.config.max_attempts.max(1);
     let outcome = if job.attempts > max {
@@ -153,35 +165,42 @@ fn run(shared: &Shared, job: Job) {
 
 type Outcome = (Vec<Verdict>, Option<Vec<Child>>, Option<String>);
 
-fn scan_job(shared: &Shared, job: &Job) -> Result<Outcome, JobError> {
+/// How the job's scans reach its registry: the client's options, and the scan's (blob cache
+/// and, when it is this node's, facts cache).
+fn job_registry(shared: &Shared, job: &Job) -> Result<(ClientOptions, RegistryOptions), String> {
     let credential: Option<Credential> = shared
         .credentials
         .lock()
         .ok()
         .and_then(|c| c.get(&job.id).cloned());
-    let options = client_options(&shared.config, &job.registry, job.plain_http, credential)
-        .map_err(|message| JobError {
-            message,
-            class: "usage",
-        })?;
-    let name = format!("{}/{}@{}", job.registry, job.repository, job.key.digest);
-    let reference = Reference::parse(&name).map_err(|e| JobError {
-        message: e.to_string(),
-        class: "usage",
-    })?;
+    let options = client_options(&shared.config, &job.registry, job.plain_http, credential)?;
     let registry = RegistryOptions {
         ca_certs: options.ca_certs.clone(),
         insecure: options.insecure,
         credential: options.credential.clone(),
         // Verified blobs, and beside them the facts of every layer walked when the facts
-        // cache is this node's (`local`); see `scan_one` for the one in the store.
+        // cache is this node's (`local`). With the facts cache in the store (see
+        // `scan_request`) no blob is kept: a layer is walked once for every replica, and its
+        // blob would only be written, hashed and stored again for nothing.
         cache: match shared.config.facts_cache {
             FactsCacheMode::Local => BlobCacheChoice::WithFacts(Some(shared.blob_cache.clone())),
-            FactsCacheMode::Store | FactsCacheMode::Off => {
-                BlobCacheChoice::Dir(shared.blob_cache.clone())
-            }
+            FactsCacheMode::Store => BlobCacheChoice::Off,
+            FactsCacheMode::Off => BlobCacheChoice::Dir(shared.blob_cache.clone()),
         },
     };
+    Ok((options, registry))
+}
+
+fn scan_job(shared: &Arc<Shared>, job: &Job) -> Result<Outcome, JobError> {
+    let (options, registry) = job_registry(shared, job).map_err(|message| JobError {
+        message,
+        class: "usage",
+    })?;
+    let name = format!("{}/{}@{}", job.registry, job.repository, job.key.digest);
+    let reference = Reference::parse(&name).map_err(|e| JobError {
+        message: e.to_string(),
+        class: "usage",
+    })?;
     if !job.key.platform.is_empty() {
         let platform: Platform = job.key.platform.parse().map_err(|e| JobError {
             message: format!("platform `{}`: {e}", job.key.platform),
@@ -248,14 +267,14 @@ fn limits(shared: &Shared) -> Limits {
     }
 }
 
-fn scan_one(
+/// The scan of `name` (`registry/repository@digest`) as this server makes it.
+fn scan_request(
     shared: &Shared,
-    job: &Job,
     name: &str,
     platform: Option<Platform>,
     registry: &RegistryOptions,
-) -> Result<Verdict, JobError> {
-    let request = ScanRequest {
+) -> ScanRequest {
+    ScanRequest {
         image: format!("docker://{name}"),
         source: SourceChoice::Registry,
         registry: registry.clone(),
@@ -267,8 +286,26 @@ fn scan_one(
         facts_store: (shared.config.facts_cache == FactsCacheMode::Store)
             .then(|| Arc::new(StoreFacts(Arc::clone(&shared.store))) as Arc<dyn FactsStore>),
         snapshots: Some(Arc::clone(&shared.snapshots)),
+        while_waiting: None,
         sequential: false,
-    };
+    }
+}
+
+fn scan_one(
+    shared: &Arc<Shared>,
+    job: &Job,
+    name: &str,
+    platform: Option<Platform>,
+    registry: &RegistryOptions,
+) -> Result<Verdict, JobError> {
+    let mut request = scan_request(shared, name, platform, registry);
+    // Waiting for a layer another scan walks (a base that every image of a fleet pushed at
+    // once shares), this worker walks ahead the layers of the images queued next.
+    let waiting = Arc::clone(shared);
+    request.while_waiting = Some(WaitWork(Arc::new(move || {
+        waiting.want_prefetch();
+        false
+    })));
     let progress = CountFacts(&shared.metrics);
     let report = drydock_scan::scan(&request, shared.gate, shared.policy.as_ref(), &progress)
         .map_err(|e| JobError {
@@ -282,6 +319,63 @@ fn scan_one(
         .unwrap_or_else(|| name.rsplit('@').next().unwrap_or(name).to_owned());
     attach(shared, job, &request, &report, &digest);
     Ok(verdict(shared, job, digest, &report))
+}
+
+/// How many queued jobs the walk-ahead thread looks at.
+const PREFETCH_LOOKAHEAD: i64 = 64;
+
+/// The walk-ahead thread: while a worker waits for a layer another scan walks (the base of a
+/// fleet of images pushed at once), it walks the layers of the images queued next, so that
+/// their scans find them in the facts cache. At the lowest priority (nice 19): it uses the
+/// time the cores would be idle (the one walk everyone waits for is a single stream), never
+/// the workers'. It never builds an HTTP client (whose thread would inherit the priority):
+/// it only walks ahead for registries a worker reached already.
+fn walk_ahead(shared: &Shared) {
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
+        log::warn!("walking ahead: cannot lower the thread's priority ({e}): not walking ahead");
+        return;
+    }
+    while !shared.is_shutting_down() {
+        if shared.prefetch_wanted(Duration::from_secs(1)) {
+            prefetch_next(shared);
+        }
+    }
+}
+
+/// Walks ahead the layers of the next queued job that this process has not walked ahead yet
+/// (see `drydock_scan::prefetch`); `false` when there is none.
+fn prefetch_next(shared: &Shared) -> bool {
+    if shared.is_shutting_down() || shared.config.facts_cache == FactsCacheMode::Off {
+        return false;
+    }
+    let queued = match shared.store.queued(PREFETCH_LOOKAHEAD) {
+        Ok(queued) => queued,
+        Err(e) => {
+            log::debug!("walking ahead: {e}");
+            return false;
+        }
+    };
+    let Some(job) = queued
+        .into_iter()
+        .find(|job| shared.first_prefetch(&job.key.digest))
+    else {
+        return false;
+    };
+    let Ok((options, registry)) = job_registry(shared, &job) else {
+        return true;
+    };
+    if !drydock_registry::has_client(&options) {
+        return true;
+    }
+    let platform = job.key.platform.parse().ok();
+    let name = format!("{}/{}@{}", job.registry, job.repository, job.key.digest);
+    let request = scan_request(shared, &name, platform, &registry);
+    let progress = CountFacts(&shared.metrics);
+    match drydock_scan::prefetch(&request, &progress, &|| shared.is_shutting_down()) {
+        Ok(stored) => log::debug!("job {}: {stored} layer(s) walked ahead", job.id),
+        Err(e) => log::debug!("job {}: walking ahead: {e}", job.id),
+    }
+    true
 }
 
 /// Publishes the report next to the image (`attach` in the configuration), one writer per
