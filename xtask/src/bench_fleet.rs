@@ -511,8 +511,8 @@ pub fn run_bench(root: &Path) -> anyhow::Result<()> {
          gcc and their libraries in one gzip layer), each with a top layer of its own (the \
          fixture's Go server layer plus a build stamp: a distinct diff id each), pushed to the \
          registry on loopback before the scans; {:.0} MB of unique compressed layer bytes. \
-         Each run starts a fresh PostgreSQL cluster and fresh replicas (empty blob caches, \
-         empty facts cache), enqueues the {IMAGES} images through `POST /v1/scans` and stops \
+         Each run starts a fresh PostgreSQL cluster and fresh replicas (empty facts \
+         cache, no snapshot), enqueues the {IMAGES} images through `POST /v1/scans` and stops \
          the clock when the store counts {IMAGES} jobs done; each way three times, \
          alternating, the median shown. **Unique bytes walked once**: a \
          cold `drydock scan --no-cache` (by reference, from the same registry) of one image \
