@@ -787,6 +787,17 @@ fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_ent
         report
     };
 
+    // Rebuild `n` pushed, and its report by `replica` with the report of a scan without any
+    // cache, which it must equal.
+    let rebuild = |replica: &Replica, n: usize| {
+        let digest = push_layout_http(
+            &registry,
+            &rebuilt_layout(images.path(), n),
+            "facts/app",
+            &n.to_string(),
+        );
+        (report_of(replica, &digest), uncached("facts/app", &digest))
+    };
     let first = push_layout_http(
         &registry,
         &rebuilt_layout(images.path(), 0),
@@ -811,13 +822,7 @@ fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_ent
     // It goes away; the other scans the rebuild.
     replicas[scanner] = None;
     let other = replicas[1 - scanner].take().unwrap();
-    let second = push_layout_http(
-        &registry,
-        &rebuilt_layout(images.path(), 1),
-        "facts/app",
-        "1",
-    );
-    let report = report_of(&other, &second);
+    let (report, second_uncached) = rebuild(&other, 1);
     assert_eq!(
         event(&other, "hit"),
         2.0,
@@ -836,18 +841,12 @@ fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_ent
         "{text}"
     );
     assert!(text.contains("/app/.env"), "{text}");
-    assert_eq!(report, uncached("facts/app", &second));
+    assert_eq!(report, second_uncached);
 
     // The next rebuild starts from the base as this replica applied it (a snapshot kept in
     // memory): neither read from the store nor walked, and the same report as without any
     // cache.
-    let third = push_layout_http(
-        &registry,
-        &rebuilt_layout(images.path(), 2),
-        "facts/app",
-        "2",
-    );
-    let report = report_of(&other, &third);
+    let (report, third_uncached) = rebuild(&other, 2);
     assert_eq!(
         event(&other, "snapshot"),
         2.0,
@@ -858,7 +857,7 @@ fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_ent
     assert_eq!(event(&other, "hit"), 2.0);
     assert_eq!(event(&other, "miss"), 2.0);
     assert_eq!(event(&other, "stored"), 2.0);
-    assert_eq!(report, uncached("facts/app", &third));
+    assert_eq!(report, third_uncached);
 
     // Every entry in the database damaged (one bit of its last byte, so that its header
     // still names the layer), and the replica restarted (no snapshot): the next rebuild's
@@ -882,13 +881,7 @@ fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_ent
         "workers = 1",
         "",
     );
-    let fourth = push_layout_http(
-        &registry,
-        &rebuilt_layout(images.path(), 3),
-        "facts/app",
-        "3",
-    );
-    let report = report_of(&other, &fourth);
+    let (report, fourth_uncached) = rebuild(&other, 3);
     assert_eq!(
         event(&other, "ignored"),
         2.0,
@@ -900,7 +893,7 @@ fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_ent
     assert_eq!(event(&other, "snapshot"), 0.0);
     assert_eq!(event(&other, "stored"), 3.0);
     assert_eq!(event(&other, "miss"), 1.0);
-    assert_eq!(report, uncached("facts/app", &fourth));
+    assert_eq!(report, fourth_uncached);
     assert_eq!(psql(&url, "SELECT count(*) FROM layer_facts"), "6");
     assert_ne!(
         psql(

@@ -309,6 +309,22 @@ fn facts_cache(request: &ScanRequest, from_registry: bool) -> Option<FactsCache>
     }
 }
 
+/// The registry's store of the image `reference` names, the way `request` reaches it, and
+/// the spec that resolves it there.
+fn open_registry(
+    request: &ScanRequest,
+    reference: &Reference,
+) -> Result<(RemoteStore, ImageSpec), ScanError> {
+    let options = client_options(&request.registry);
+    let store = RemoteStore::open(reference, &options, blob_cache(&request.registry))
+        .map_err(SourceError::from)?;
+    let spec = ImageSpec {
+        location: Location::OciLayout(reference.to_string().into()),
+        reference: None,
+    };
+    Ok((store, spec))
+}
+
 /// Opens, resolves, walks and applies every layer of the image `request` names, within its
 /// limits.
 pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanned, ScanError> {
@@ -338,13 +354,7 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
             )
         }
         Origin::Registry(reference) => {
-            let options = client_options(&request.registry);
-            let store = RemoteStore::open(&reference, &options, blob_cache(&request.registry))
-                .map_err(SourceError::from)?;
-            let spec = ImageSpec {
-                location: Location::OciLayout(reference.to_string().into()),
-                reference: None,
-            };
+            let (store, spec) = open_registry(request, &reference)?;
             (
                 spec,
                 Opened::Random(Box::new(store)),
@@ -657,13 +667,7 @@ pub fn prefetch(
         },
         Origin::Engine(..) => return Ok(0),
         Origin::Registry(reference) => {
-            let options = client_options(&request.registry);
-            let store = RemoteStore::open(&reference, &options, blob_cache(&request.registry))
-                .map_err(SourceError::from)?;
-            let spec = ImageSpec {
-                location: Location::OciLayout(reference.to_string().into()),
-                reference: None,
-            };
+            let (store, spec) = open_registry(request, &reference)?;
             (Box::new(store), spec)
         }
     };
