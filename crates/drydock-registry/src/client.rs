@@ -131,24 +131,9 @@ static CLIENTS: std::sync::LazyLock<Mutex<Vec<(ClientKey, Client)>>> =
 /// How many differently configured clients are kept.
 const KEPT_CLIENTS: usize = 8;
 
-/// Whether an HTTP client for `options` was built already (and is kept): a caller on a
-/// thread whose priority it must not pass on to the client's own thread asks first.
-pub fn has_client(options: &ClientOptions) -> bool {
-    let Ok(pems) = options
-        .ca_certs
-        .iter()
-        .map(std::fs::read)
-        .collect::<Result<Vec<_>, _>>()
-    else {
-        return false;
-    };
-    let key = (pems, options.insecure);
-    CLIENTS
-        .lock()
-        .is_ok_and(|clients| clients.iter().any(|(k, _)| *k == key))
-}
-
-fn http_client(options: &ClientOptions) -> Result<Client, HttpClientError> {
+/// What a client is kept under: the contents of the CA files `options` names, and whether it
+/// verifies at all.
+fn client_key(options: &ClientOptions) -> Result<ClientKey, HttpClientError> {
     let mut pems = Vec::with_capacity(options.ca_certs.len());
     for path in &options.ca_certs {
         let pem = std::fs::read(path).map_err(|e| {
@@ -159,11 +144,28 @@ fn http_client(options: &ClientOptions) -> Result<Client, HttpClientError> {
         })?;
         pems.push(pem);
     }
-    let key = (pems, options.insecure);
-    if let Ok(clients) = CLIENTS.lock()
-        && let Some((_, client)) = clients.iter().find(|(k, _)| *k == key)
-    {
-        return Ok(client.clone());
+    Ok((pems, options.insecure))
+}
+
+/// The client kept under `key`, if one was built.
+fn kept_client(key: &ClientKey) -> Option<Client> {
+    let clients = CLIENTS.lock().ok()?;
+    clients
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, client)| client.clone())
+}
+
+/// Whether an HTTP client for `options` was built already (and is kept): a caller on a
+/// thread whose priority it must not pass on to the client's own thread asks first.
+pub fn has_client(options: &ClientOptions) -> bool {
+    client_key(options).is_ok_and(|key| kept_client(&key).is_some())
+}
+
+fn http_client(options: &ClientOptions) -> Result<Client, HttpClientError> {
+    let key = client_key(options)?;
+    if let Some(client) = kept_client(&key) {
+        return Ok(client);
     }
     let mut builder = Client::builder()
         .timeout(None)

@@ -416,14 +416,14 @@ impl FactsCache {
 
     /// Waits while another scan walks `diff_id` (see [`FactsCache::claim`]), looking for its
     /// entry for the blob `digest` now and then: the entry once it is written, or the walk to
-    /// take on when the other scan gave it up without one. Meanwhile `work` is called, when
-    /// given, between looks: it answers whether it did some (else the wait sleeps a little).
+    /// take on when the other scan gave it up without one. `meanwhile` is called, when given,
+    /// between looks.
     pub fn wait_for(
         &self,
         diff_id: &str,
         digest: &str,
         size: Option<u64>,
-        work: Option<&(dyn Fn() -> bool + Send + Sync)>,
+        meanwhile: Option<&(dyn Fn() + Send + Sync)>,
     ) -> Waited {
         let mut pause = std::time::Duration::from_millis(5);
         loop {
@@ -437,8 +437,8 @@ impl FactsCache {
                     None => Waited::Walk(claim),
                 };
             }
-            if work.is_some_and(|work| work()) {
-                continue;
+            if let Some(meanwhile) = meanwhile {
+                meanwhile();
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(std::time::Duration::from_millis(100));

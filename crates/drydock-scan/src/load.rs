@@ -59,8 +59,6 @@ struct WalkedBlob {
     changes: Held,
     /// Credentials among its files, in tar order.
     secrets: Vec<LayerSecret>,
-    /// Written to the facts cache as soon as it was walked.
-    stored: bool,
 }
 
 impl WalkedBlob {
@@ -70,7 +68,6 @@ impl WalkedBlob {
             walk,
             changes: Held::Cached,
             secrets: Vec::new(),
-            stored: false,
         }
     }
 }
@@ -138,7 +135,6 @@ fn walk_buffered(
         walk,
         changes: Held::Buffer(buffer),
         secrets,
-        stored: false,
     })
 }
 
@@ -159,7 +155,6 @@ fn walk_listed(
         walk,
         changes: Held::List,
         secrets,
-        stored: false,
     })
 }
 
@@ -195,7 +190,6 @@ fn walk_applied(
         walk,
         changes: Held::Applied(outcome),
         secrets,
-        stored: false,
     })
 }
 
@@ -412,7 +406,6 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
                         walk: layer.walk.clone(),
                         changes: Held::Snapshot,
                         secrets: layer.secrets.clone(),
-                        stored: false,
                     }));
                 }
                 walks
@@ -505,7 +498,6 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
             mut walk,
             mut changes,
             secrets: mut found,
-            stored: _,
         } = walked;
         let top = layer.index + 1 == image.layers.len();
         if (top || !matches!(changes, Held::Cached | Held::Snapshot))
@@ -514,9 +506,6 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
         {
             snapshots.keep(&image.layers, &applied, &tree, &efficiency);
         }
-        // A walk of `walk_in_parallel` was stored as soon as it checked out; a layer walked
-        // here because its entry was not believed is stored below.
-        let mut store_facts = None;
         if let (Held::Cached, Some(cache)) = (&changes, &facts) {
             let reading = std::time::Instant::now();
             let entry = match cache.read(&layer.diff_id) {
@@ -559,8 +548,9 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
                                 source,
                             },
                         })?;
+                    // Stored again, as `walk_in_parallel` stores its walks.
+                    keep(cache, layer, &walked, progress);
                     (walk, changes, found) = (walked.walk, walked.changes, walked.secrets);
-                    store_facts = Some(cache);
                 }
                 (None, _, _) => {
                     return Err(ScanError::Source(SourceError::Unavailable(format!(
@@ -591,12 +581,6 @@ pub fn load(request: &ScanRequest, progress: &dyn ScanProgress) -> Result<Scanne
                 },
                 secrets: found.clone(),
             });
-        }
-        // The digests checked out just above: only now may the walk be kept.
-        if let (Some(cache), Held::Buffer(buffer)) = (store_facts, &changes)
-            && cache.write(&walk, buffer, &found)
-        {
-            progress.facts_cache(FactsCacheEvent::Stored);
         }
         secrets.extend(found);
         let index = u32::try_from(layer.index).unwrap_or(u32::MAX);
@@ -832,13 +816,15 @@ fn walk_in_parallel(
                 .open(blob)
                 .map(|r| progress.reader(r))
                 .map_err(LayerError::Open)?;
-            let mut walked = if first == Some(i) {
+            let walked = if first == Some(i) {
                 walk_applied(layer.index, reader, limits, budget, applied)
             } else {
                 walk_buffered(layer.index, reader, limits, budget)
             }
             .map_err(LayerError::Walk)?;
-            walked.stored = facts.is_some_and(|cache| keep(cache, layer, &walked, progress));
+            if let Some(cache) = facts {
+                keep(cache, layer, &walked, progress);
+            }
             Ok(walked)
         });
         // Given up only now, the entry written: another scan waiting for it finds it.
@@ -913,7 +899,7 @@ struct Walking<'a> {
     budget: &'a Arc<ExpansionBudget>,
     progress: &'a dyn ScanProgress,
     facts: Option<&'a FactsCache>,
-    while_waiting: Option<&'a (dyn Fn() -> bool + Send + Sync)>,
+    while_waiting: Option<&'a (dyn Fn() + Send + Sync)>,
 }
 
 /// What [`walk_in_parallel`] does about one layer.

@@ -35,10 +35,9 @@ pub struct ScanRequest {
     /// (see `snapshots.rs`): a scan starts from the longest one its image begins with, and
     /// keeps one of the layers it found in the facts cache. Used only with a facts cache.
     pub snapshots: Option<Arc<Snapshots>>,
-    /// Work for the scan to do while it waits for a layer another scan is walking (see
-    /// `facts_cache.rs`): called between looks at the facts cache; answers `false` when there
-    /// is none, and the scan then sleeps a little. `drydock serve` walks ahead the layers of the
-    /// images queued next ([`crate::prefetch`]).
+    /// Called while the scan waits for a layer another scan is walking (see
+    /// `facts_cache.rs`), between looks at the facts cache: `drydock serve` tells its
+    /// walk-ahead thread that the cores have idle time ([`crate::prefetch`]).
     pub while_waiting: Option<WaitWork>,
     /// The plain path: layers walked one at a time on the calling thread, each into a list of
     /// changes applied before the next is walked, with no facts cache. Slower; the reference
@@ -64,9 +63,9 @@ impl ScanRequest {
     }
 }
 
-/// Work to do while waiting ([`ScanRequest::while_waiting`]).
+/// What to do while waiting ([`ScanRequest::while_waiting`]).
 #[derive(Clone)]
-pub struct WaitWork(pub Arc<dyn Fn() -> bool + Send + Sync>);
+pub struct WaitWork(pub Arc<dyn Fn() + Send + Sync>);
 
 impl std::fmt::Debug for WaitWork {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -149,7 +149,6 @@ fn run(shared: &Arc<Shared>, job: Job) {
     let lease = shared.config.lease();
     let started = Instant::now();
     let mut delay = Duration::from_millis(500);
-    let storing = Instant::now();
     while let Err(e) = store() {
         log::error!("job {id}: {e}");
         shared.metrics.error("store");
@@ -160,7 +159,7 @@ fn run(shared: &Arc<Shared>, job: Job) {
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_secs(10));
     }
-    log::debug!("job {id}: stored in {:.2?}", storing.elapsed());
+    log::debug!("job {id}: stored in {:.2?}", started.elapsed());
 }
 
 type Outcome = (Vec<Verdict>, Option<Vec<Child>>, Option<String>);
@@ -302,10 +301,7 @@ fn scan_one(
     // Waiting for a layer another scan walks (a base that every image of a fleet pushed at
     // once shares), this worker walks ahead the layers of the images queued next.
     let waiting = Arc::clone(shared);
-    request.while_waiting = Some(WaitWork(Arc::new(move || {
-        waiting.want_prefetch();
-        false
-    })));
+    request.while_waiting = Some(WaitWork(Arc::new(move || waiting.want_prefetch())));
     let progress = CountFacts(&shared.metrics);
     let report = drydock_scan::scan(&request, shared.gate, shared.policy.as_ref(), &progress)
         .map_err(|e| JobError {
@@ -343,29 +339,26 @@ fn walk_ahead(shared: &Shared) {
 }
 
 /// Walks ahead the layers of the next queued job that this process has not walked ahead yet
-/// (see `drydock_scan::prefetch`); `false` when there is none.
-fn prefetch_next(shared: &Shared) -> bool {
-    if shared.is_shutting_down() || shared.config.facts_cache == FactsCacheMode::Off {
-        return false;
-    }
+/// (see `drydock_scan::prefetch`), if there is one.
+fn prefetch_next(shared: &Shared) {
     let queued = match shared.store.queued(PREFETCH_LOOKAHEAD) {
         Ok(queued) => queued,
         Err(e) => {
             log::debug!("walking ahead: {e}");
-            return false;
+            return;
         }
     };
     let Some(job) = queued
         .into_iter()
         .find(|job| shared.first_prefetch(&job.key.digest))
     else {
-        return false;
+        return;
     };
     let Ok((options, registry)) = job_registry(shared, &job) else {
-        return true;
+        return;
     };
     if !drydock_registry::has_client(&options) {
-        return true;
+        return;
     }
     let platform = job.key.platform.parse().ok();
     let name = format!("{}/{}@{}", job.registry, job.repository, job.key.digest);
@@ -375,7 +368,6 @@ fn prefetch_next(shared: &Shared) -> bool {
         Ok(stored) => log::debug!("job {}: {stored} layer(s) walked ahead", job.id),
         Err(e) => log::debug!("job {}: walking ahead: {e}", job.id),
     }
-    true
 }
 
 /// Publishes the report next to the image (`attach` in the configuration), one writer per
