@@ -771,6 +771,24 @@ fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_ent
             "drydock_facts_cache_layers_total{{event=\"{event}\"}}"
         ))
     };
+    // What the replica's facts cache did so far, from one scrape: `(event, layers)` for each.
+    let events = |replica: &Replica| {
+        let text = replica.metrics();
+        ["hit", "miss", "stored", "ignored", "snapshot"].map(|event| {
+            let name = format!("drydock_facts_cache_layers_total{{event=\"{event}\"}}");
+            (event, metric_in(&text, &name))
+        })
+    };
+    let expect = |replica: &Replica, [hit, miss, stored, ignored, snapshot]: [f64; 5]| {
+        let want = [
+            ("hit", hit),
+            ("miss", miss),
+            ("stored", stored),
+            ("ignored", ignored),
+            ("snapshot", snapshot),
+        ];
+        assert_eq!(events(replica), want, "{}", replica.log());
+    };
     // A scan without any cache, by the command line, of what a replica scanned.
     let uncached = |repository: &str, digest: &str| {
         let name = format!("docker://{}/{repository}@{digest}", registry.host());
@@ -810,29 +828,16 @@ fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_ent
         .iter()
         .position(|r| event(r.as_ref().unwrap(), "stored") > 0.0)
         .unwrap();
-    let first_replica = replicas[scanner].as_ref().unwrap();
-    assert_eq!(
-        event(first_replica, "miss"),
-        3.0,
-        "{}",
-        first_replica.metrics()
+    // hit, miss, stored, ignored, snapshot
+    expect(
+        replicas[scanner].as_ref().unwrap(),
+        [0.0, 3.0, 3.0, 0.0, 0.0],
     );
-    assert_eq!(event(first_replica, "stored"), 3.0);
-    assert_eq!(event(first_replica, "hit"), 0.0);
     // It goes away; the other scans the rebuild.
     replicas[scanner] = None;
     let other = replicas[1 - scanner].take().unwrap();
     let (report, second_uncached) = rebuild(&other, 1);
-    assert_eq!(
-        event(&other, "hit"),
-        2.0,
-        "{}\n{}",
-        other.metrics(),
-        other.log()
-    );
-    assert_eq!(event(&other, "miss"), 1.0);
-    assert_eq!(event(&other, "stored"), 1.0);
-    assert_eq!(event(&other, "ignored"), 0.0);
+    expect(&other, [2.0, 1.0, 1.0, 0.0, 0.0]);
     // The base's facts (the program's missing libraries, the credential) came from the
     // store, and the report is the uncached scan's.
     let text = report.to_string();
@@ -847,16 +852,7 @@ fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_ent
     // memory): neither read from the store nor walked, and the same report as without any
     // cache.
     let (report, third_uncached) = rebuild(&other, 2);
-    assert_eq!(
-        event(&other, "snapshot"),
-        2.0,
-        "{}\n{}",
-        other.metrics(),
-        other.log()
-    );
-    assert_eq!(event(&other, "hit"), 2.0);
-    assert_eq!(event(&other, "miss"), 2.0);
-    assert_eq!(event(&other, "stored"), 2.0);
+    expect(&other, [2.0, 2.0, 2.0, 0.0, 2.0]);
     assert_eq!(report, third_uncached);
 
     // Every entry in the database damaged (one bit of its last byte, so that its header
@@ -882,17 +878,7 @@ fn serve_pg_replicas_share_the_layer_facts_cache_and_never_believe_a_damaged_ent
         "",
     );
     let (report, fourth_uncached) = rebuild(&other, 3);
-    assert_eq!(
-        event(&other, "ignored"),
-        2.0,
-        "{}\n{}",
-        other.metrics(),
-        other.log()
-    );
-    assert_eq!(event(&other, "hit"), 0.0);
-    assert_eq!(event(&other, "snapshot"), 0.0);
-    assert_eq!(event(&other, "stored"), 3.0);
-    assert_eq!(event(&other, "miss"), 1.0);
+    expect(&other, [0.0, 1.0, 3.0, 2.0, 0.0]);
     assert_eq!(report, fourth_uncached);
     assert_eq!(psql(&url, "SELECT count(*) FROM layer_facts"), "6");
     assert_ne!(
