@@ -1,13 +1,14 @@
 //! The scan as a library: one image in, one scored report out.
 //!
-//! This crate owns the data flow that every front end (the `drydock` binary today, a server
-//! later) shares: choosing the source from the image argument (a local path or prefix, a local
+//! This crate owns the data flow that every front end (the `drydock` binary, `drydock serve`)
+//! shares: choosing the source from the image argument (a local path or prefix, a local
 //! Docker/podman engine, a registry), opening and resolving the image, walking its layers in
 //! parallel or as they stream by within the [`Limits`] and one expansion budget, applying them
 //! in order with the efficiency measure and the secrets found per layer ([`load`]), and running
 //! the checks into a [`Report`] under a gate and a policy ([`report`], or [`scan`] for both),
 //! publishing that report next to the image as OCI referrers ([`attach`]) and reading it back
-//! for a later gate ([`read_verdicts`]).
+//! for a later gate ([`read_verdicts`]). For a long-lived caller it also walks layers ahead of
+//! their scans ([`prefetch`]) and keeps applied base layers in memory ([`Snapshots`]).
 //! It takes plain data ([`ScanRequest`]), reports progress through [`ScanProgress`], and fails
 //! with a typed [`ScanError`] whose [`class`](ScanError::class) a front end maps as it likes.
 //!
